@@ -1,0 +1,206 @@
+//! The boot, as a numbered script: read local inputs, learn the identity, find peers, build the
+//! environment, render the templates, then hand over to the program.
+//!
+//! Local inputs (the cookie file, the template sources) are read first, so that a configuration
+//! mistake fails at once instead of after a minute of waiting for metadata. Nothing is written
+//! until every template of the run has rendered without error.
+
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder};
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::time::Instant;
+
+use anyhow::anyhow;
+
+use crate::cli::{Action, Config, PeersFormat, Source, TemplateSpec};
+use crate::discovery::{self, PeerQuery};
+use crate::env::{self, Extras};
+use crate::exec;
+use crate::exit::{Exit, Fail};
+use crate::template::{self, Kind};
+use crate::{cookie, init, local, metadata};
+
+#[allow(clippy::needless_pass_by_value)] // the config is this run's, and ends with it
+pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
+    let deadline = started + config.timeout;
+
+    // 1. Local inputs: fail fast on a bad cookie file or a missing template.
+    let cookie = config.cookie_file.as_deref().map(cookie::read_cookie).transpose()?;
+    let sources = read_templates(&config.templates)?;
+
+    // 2. Who are we? (This is where a boot waits for metadata.)
+    let identity = match config.source {
+        Source::Rancher => metadata::fetch_identity(&config.metadata_url, started, deadline)?,
+        Source::Local => local::identity(config.ip, config.service.as_deref())?,
+    };
+
+    // 3. Who else is there?
+    let peers = discovery::discover(&PeerQuery {
+        mode: config.peers,
+        name: config.peer_query.as_deref().unwrap_or(&identity.service),
+        dns_server: config.dns_server,
+        wait: config.wait_peers,
+        metadata_url: &config.metadata_url,
+        self_ip: identity.ip,
+        started,
+        deadline,
+    })?;
+
+    // 4. The environment the program gets.
+    let erl_aflags = std::env::var_os("ERL_AFLAGS");
+    let extras = Extras {
+        peers: &peers,
+        vm_args: config.vm_args_dest.as_deref(),
+        cookie: cookie.as_deref(),
+        erl_aflags: erl_aflags.as_deref(),
+    };
+    let exports = env::exports(&identity, &config.node_basename, &extras);
+    let child_env = env::child_env(std::env::vars_os(), &exports);
+
+    match config.action {
+        Action::PrintEnv { format, show_secrets } => {
+            print(&env::format_exports(&exports, format, show_secrets))?;
+            return Ok(Exit::Ok);
+        }
+        Action::Peers { format } => {
+            print(&format_peers(&peers, &config.node_basename, format))?;
+            return Ok(Exit::Ok);
+        }
+        Action::Run { .. } => {}
+    }
+
+    // 5. Render every template, then write them (or show them, with --dry-run).
+    let rendered = render_templates(&config.templates, &sources, &child_env)?;
+    let node = &exports["NODE_NAME"];
+    for (spec, text) in config.templates.iter().zip(&rendered) {
+        if spec.vm_args {
+            template::vm_args_warnings(text, node).iter().for_each(|w| log::warn!("{}: {w}", spec.dest.display()));
+        }
+    }
+    if config.dry_run {
+        let mut out = String::new();
+        for (spec, text) in config.templates.iter().zip(&rendered) {
+            out += &format!(
+                "# {} (rendered from {})\n{}",
+                spec.dest.display(),
+                spec.src.display(),
+                String::from_utf8_lossy(text)
+            );
+            if !text.ends_with(b"\n") && !text.is_empty() {
+                out.push('\n');
+            }
+        }
+        out += &env::format_exports(&exports, crate::cli::EnvFormat::Shell, false);
+        if let Action::Run { program, args, .. } = &config.action {
+            out += &format!("exec {}\n", exec::shell_command(program, args));
+        }
+        print(&out)?;
+        return Ok(Exit::Ok);
+    }
+    write_templates(&config, &rendered)?;
+
+    // 6. Hand over: from here on the program's own exit code is what counts.
+    let Action::Run { program, args, .. } = &config.action else { unreachable!("handled above") };
+    log::info!(
+        "node {node}, service {}, {} peer{}; exec {}",
+        identity.service,
+        peers.len(),
+        if peers.len() == 1 { "" } else { "s" },
+        exec::shell_command(program, args)
+    );
+    if config.init {
+        return init::run(program, args, &child_env);
+    }
+    Err(exec::exec(program, args, &child_env))
+}
+
+fn print(text: &str) -> Result<(), Fail> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Fail::new(Exit::CantCreate, anyhow!("cannot write to stdout: {e}")))
+}
+
+fn format_peers(peers: &[std::net::IpAddr], basename: &str, format: PeersFormat) -> String {
+    match format {
+        PeersFormat::Plain => peers.iter().map(|ip| format!("{}\n", env::node_name(basename, *ip))).collect(),
+        PeersFormat::Json => {
+            let list: Vec<serde_json::Value> = peers
+                .iter()
+                .map(|ip| serde_json::json!({ "ip": ip.to_string(), "node": env::node_name(basename, *ip) }))
+                .collect();
+            format!("{}\n", serde_json::Value::Array(list))
+        }
+    }
+}
+
+fn read_templates(specs: &[TemplateSpec]) -> Result<Vec<Vec<u8>>, Fail> {
+    specs
+        .iter()
+        .map(|spec| {
+            fs::read(&spec.src).map_err(|e| {
+                Fail::new(
+                    Exit::NoInput,
+                    anyhow!("cannot read template {}: {}", spec.src.display(), exec::describe_io_error(&e)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Renders all templates; every error of every file is logged, then one error ends the boot.
+fn render_templates(
+    specs: &[TemplateSpec],
+    sources: &[Vec<u8>],
+    vars: &std::collections::BTreeMap<OsString, OsString>,
+) -> Result<Vec<Vec<u8>>, Fail> {
+    let mut rendered = Vec::new();
+    let mut failed = Vec::new();
+    for (spec, source) in specs.iter().zip(sources) {
+        let kind = if spec.vm_args { Kind::VmArgs } else { Kind::Plain };
+        match template::render(source, kind, vars) {
+            Ok(text) => rendered.push(text),
+            Err(errors) => {
+                for error in &errors {
+                    log::error!("{}: {error}", spec.src.display());
+                }
+                failed.push(format!(
+                    "{} ({} error{})",
+                    spec.src.display(),
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Fail::new(Exit::Config, anyhow!("cannot render {}; nothing was written", failed.join(", "))));
+    }
+    Ok(rendered)
+}
+
+fn write_templates(config: &Config, rendered: &[Vec<u8>]) -> Result<(), Fail> {
+    if config.templates.iter().any(|spec| spec.dest.starts_with(&config.runtime_dir)) {
+        DirBuilder::new().recursive(true).mode(0o700).create(&config.runtime_dir).map_err(|e| {
+            Fail::new(
+                Exit::CantCreate,
+                anyhow!(
+                    "cannot create runtime directory {}: {}",
+                    config.runtime_dir.display(),
+                    exec::describe_io_error(&e)
+                ),
+            )
+        })?;
+    }
+    for (spec, text) in config.templates.iter().zip(rendered) {
+        template::write_atomic(&spec.dest, text).map_err(|e| {
+            Fail::new(
+                Exit::CantCreate,
+                anyhow!("cannot write {}: {}", spec.dest.display(), exec::describe_io_error(&e)),
+            )
+        })?;
+        log::debug!("rendered {} to {}", spec.src.display(), spec.dest.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,658 @@
+//! The command line: clap's derive structs, and their conversion into a checked [`Config`].
+//!
+//! Raw flags are validated here once (durations, URLs, node basename, template specs), so the
+//! rest of the program works with values that are known to be good. Every option has an
+//! environment twin; clap gives the flag precedence over the variable. Usage errors leave as
+//! exit 64 (clap's own default of 2 is not what `sysexits.h` users expect).
+
+use std::ffi::{OsStr, OsString};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::{Exit, Fail};
+use crate::fail;
+
+/// The metadata URL that Rancher 1.x containers reach through Rancher's DNS.
+pub const DEFAULT_METADATA_URL: &str = "http://rancher-metadata.rancher.internal/2016-07-29";
+
+const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
+       rancher-boot [OPTIONS] ARGS...          (passthrough: exec --app ARGS...)
+       rancher-boot [OPTIONS] print-env [--format shell|dotenv|json] [--show-secrets]
+       rancher-boot [OPTIONS] peers [--format plain|json]";
+
+/// Boot an Erlang/Elixir release with its identity from Rancher metadata.
+///
+/// rancher-boot asks the metadata service for the container's IP and service, exports
+/// NODE_NAME=basename@ip (and the variables mix releases and relx read), renders vm.args
+/// templates, looks up the service's peers in DNS, and execs PROGRAM in its place.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rancher-boot",
+    version,
+    override_usage = USAGE,
+    allow_external_subcommands = true,
+    after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins.\n\
+                  Exit codes: 64 usage, 65 invalid metadata, 66 template missing, 69 metadata or peers \
+                  unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, 128+N signal."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The program to boot and its arguments: what follows the first `--` (see [`Cli::parse_args`]).
+    #[arg(skip)]
+    pub program: Option<Vec<OsString>>,
+}
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Where the identity comes from
+    #[arg(long, env = "RANCHER_BOOT_SOURCE", value_enum, default_value_t = Source::Rancher, global = true)]
+    pub source: Source,
+
+    /// Metadata base URL, API version included (`.../latest` works too)
+    #[arg(long, env = "RANCHER_METADATA_URL", value_name = "URL", default_value = DEFAULT_METADATA_URL, global = true)]
+    pub metadata_url: String,
+
+    /// Overall deadline for metadata and for --wait-peers (e.g. 500ms, 60s, 2m)
+    #[arg(long, env = "RANCHER_BOOT_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub timeout: Duration,
+
+    /// Program for passthrough (`rancher-boot remote_console`)
+    #[arg(long, env = "RANCHER_BOOT_APP", value_name = "PATH", global = true)]
+    pub app: Option<PathBuf>,
+
+    /// Left part of the node name [default: file name of PROGRAM or --app]
+    #[arg(long, env = "RANCHER_BOOT_NODE_BASENAME", value_name = "NAME", global = true)]
+    pub node_basename: Option<String>,
+
+    /// Node IP for --source local [default: address of the default-route interface]
+    #[arg(long, env = "RANCHER_BOOT_IP", global = true)]
+    pub ip: Option<IpAddr>,
+
+    /// Service name for --source local [default: the host name]
+    #[arg(long, env = "RANCHER_BOOT_SERVICE", value_name = "NAME", global = true)]
+    pub service: Option<String>,
+
+    /// Render TEMPLATE to RUNTIME_DIR/vm.args and export RELEASE_VM_ARGS and VMARGS_PATH
+    #[arg(long, env = "RANCHER_BOOT_VM_ARGS", value_name = "TEMPLATE", global = true)]
+    pub vm_args: Option<PathBuf>,
+
+    /// Render another file; DEST is relative to RUNTIME_DIR [default DEST: SRC's name without .src/.tmpl/.template]
+    #[arg(
+        long = "template",
+        env = "RANCHER_BOOT_TEMPLATES",
+        value_name = "SRC[:DEST]",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub templates: Vec<String>,
+
+    /// Where rendered files go (created 0700)
+    #[arg(
+        long,
+        env = "RANCHER_BOOT_RUNTIME_DIR",
+        value_name = "DIR",
+        default_value = "/tmp/rancher-boot",
+        global = true
+    )]
+    pub runtime_dir: PathBuf,
+
+    /// How peers are found
+    #[arg(long, env = "RANCHER_BOOT_PEERS", value_enum, default_value_t = PeerMode::Dns, global = true)]
+    pub peers: PeerMode,
+
+    /// DNS name to resolve for peers [default: the service name]
+    #[arg(long, env = "RANCHER_BOOT_PEER_QUERY", value_name = "NAME", global = true)]
+    pub peer_query: Option<String>,
+
+    /// DNS server to ask instead of /etc/resolv.conf's (IP or IP:PORT)
+    #[arg(long, env = "RANCHER_BOOT_DNS_SERVER", value_name = "ADDR", value_parser = parse_dns_server, global = true)]
+    pub dns_server: Option<SocketAddr>,
+
+    /// Wait until at least N other peers are known
+    #[arg(long, env = "RANCHER_BOOT_WAIT_PEERS", value_name = "N", default_value_t = 0, global = true)]
+    pub wait_peers: usize,
+
+    /// Read the Erlang cookie from this file and export RELEASE_COOKIE
+    #[arg(long, env = "RANCHER_BOOT_COOKIE_FILE", value_name = "PATH", global = true)]
+    pub cookie_file: Option<PathBuf>,
+
+    /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
+    #[arg(long, env = "RANCHER_BOOT_INIT", global = true)]
+    pub init: bool,
+
+    /// Do everything but the exec: print rendered files and the command instead
+    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", global = true)]
+    pub dry_run: bool,
+
+    /// More log output (repeat for more)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (repeat for less)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+
+    /// Log filter in env_logger syntax (error, warn, info, debug, trace)
+    #[arg(
+        long = "log",
+        env = "RANCHER_BOOT_LOG",
+        value_name = "FILTER",
+        default_value = "info",
+        global = true,
+        hide = true
+    )]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the variables that would be exported, sorted, and exec nothing
+    PrintEnv {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+        format: EnvFormat,
+        /// Show RELEASE_COOKIE and other secrets instead of <redacted>
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Print the peer nodes that discovery finds, one per line, and exec nothing
+    Peers {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = PeersFormat::Plain)]
+        format: PeersFormat,
+    },
+    #[command(external_subcommand)]
+    Passthrough(Vec<OsString>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// Rancher's metadata service
+    Rancher,
+    /// This machine: --ip / default-route interface, --service / host name
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PeerMode {
+    /// Resolve the service name (A and AAAA)
+    Dns,
+    /// Ask metadata for the service's containers
+    Metadata,
+    /// No lookup; peer variables are empty
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    /// `export NAME='value'`, for eval
+    Shell,
+    /// `NAME=value`, for docker run --env-file
+    Dotenv,
+    /// One JSON object
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PeersFormat {
+    /// One node per line
+    Plain,
+    /// An array of {ip, node}
+    Json,
+}
+
+/// What this run does once the identity is known.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Exec (or, with --init, supervise) a program with its arguments.
+    Run {
+        program: OsString,
+        args: Vec<OsString>,
+        passthrough: bool,
+    },
+    PrintEnv {
+        format: EnvFormat,
+        show_secrets: bool,
+    },
+    Peers {
+        format: PeersFormat,
+    },
+}
+
+/// A template to render: where it is read from, where it goes, and whether it is a vm.args.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSpec {
+    pub src: PathBuf,
+    pub dest: PathBuf,
+    pub vm_args: bool,
+}
+
+/// The checked configuration: everything the boot needs, validated once.
+#[derive(Debug)]
+pub struct Config {
+    pub action: Action,
+    pub source: Source,
+    pub metadata_url: String,
+    pub timeout: Duration,
+    pub node_basename: String,
+    pub ip: Option<IpAddr>,
+    pub service: Option<String>,
+    /// The vm.args template first (if any), then the others in command-line order.
+    pub templates: Vec<TemplateSpec>,
+    /// Set when --vm-args is given: RUNTIME_DIR/vm.args.
+    pub vm_args_dest: Option<PathBuf>,
+    pub runtime_dir: PathBuf,
+    pub peers: PeerMode,
+    pub peer_query: Option<String>,
+    pub dns_server: Option<SocketAddr>,
+    pub wait_peers: usize,
+    pub cookie_file: Option<PathBuf>,
+    pub init: bool,
+    pub dry_run: bool,
+}
+
+/// The log filter: `-v`/`-q` win over RANCHER_BOOT_LOG.
+pub fn log_filter(options: &Options) -> String {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    if options.verbose == 0 && options.quiet == 0 {
+        return options.log.clone();
+    }
+    let level = (3 + i32::from(options.verbose) - i32::from(options.quiet)).clamp(0, 5);
+    LEVELS[level as usize].to_string()
+}
+
+impl Cli {
+    /// Parses the command line. The first `--` that stands where an option could stand starts the
+    /// boot form; everything after it is PROGRAM and its arguments, untouched. Any other first word
+    /// is a subcommand or, if it is none of ours, passthrough to `--app`. clap cannot express
+    /// "a positional after `--`" next to external subcommands, so the split is made here, with
+    /// clap's own list of which options take a value.
+    pub fn parse_args(argv: Vec<OsString>) -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command();
+        let takes_value = |name: &str| {
+            command.get_arguments().any(|arg| arg.get_long() == Some(name) && arg.get_action().takes_values())
+        };
+        let mut i = 1;
+        let mut split = None;
+        while let Some(word) = argv.get(i).and_then(|w| w.to_str()) {
+            match word {
+                "--" => {
+                    split = Some(i);
+                    break;
+                }
+                long if long.starts_with("--") && !long.contains('=') && takes_value(&long[2..]) => i += 2,
+                flag if flag.starts_with('-') && flag.len() > 1 => i += 1,
+                _ => break,
+            }
+        }
+        let Some(split) = split else {
+            let matches = command.try_get_matches_from(argv)?;
+            return Cli::from_arg_matches(&matches);
+        };
+        let mut argv = argv;
+        let program = argv.split_off(split + 1);
+        argv.truncate(split);
+        let matches = command.try_get_matches_from(argv)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.program = Some(program);
+        Ok(cli)
+    }
+
+    /// Checks the raw flags and turns them into a [`Config`].
+    pub fn into_config(self) -> Result<Config, Fail> {
+        let o = self.options;
+        let action = match (self.command, self.program) {
+            (Some(Command::PrintEnv { format, show_secrets }), _) => Action::PrintEnv { format, show_secrets },
+            (Some(Command::Peers { format }), _) => Action::Peers { format },
+            (Some(Command::Passthrough(args)), _) => {
+                let Some(app) = &o.app else {
+                    return Err(fail!(
+                        Exit::Usage,
+                        "{:?} is not a subcommand and no --app (RANCHER_BOOT_APP) is set to pass it to; \
+                         to boot a program, put it after `--`",
+                        args.first().map(|a| a.to_string_lossy()).unwrap_or_default()
+                    ));
+                };
+                Action::Run { program: app.clone().into_os_string(), args, passthrough: true }
+            }
+            (None, Some(program)) if program.is_empty() => {
+                return Err(fail!(
+                    Exit::Usage,
+                    "no program after `--`: use `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...`"
+                ));
+            }
+            (None, Some(mut program)) => {
+                let args = program.split_off(1);
+                let program = program.remove(0);
+                Action::Run { program, args, passthrough: false }
+            }
+            (None, _) => match &o.app {
+                // `rancher-boot` alone with an app configured: run the app without arguments.
+                Some(app) => Action::Run { program: app.clone().into_os_string(), args: Vec::new(), passthrough: true },
+                None => {
+                    return Err(fail!(
+                        Exit::Usage,
+                        "no program to run: use `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...` or set --app \
+                         (see --help)"
+                    ));
+                }
+            },
+        };
+
+        let node_basename = match (&o.node_basename, &action, &o.app) {
+            (Some(name), _, _) => name.clone(),
+            (None, Action::Run { program, .. }, _) => basename_of(program)?,
+            (None, _, Some(app)) => basename_of(app.as_os_str())?,
+            (None, _, None) => {
+                return Err(fail!(
+                    Exit::Usage,
+                    "cannot name the node: set --node-basename or --app (RANCHER_BOOT_NODE_BASENAME or RANCHER_BOOT_APP)"
+                ));
+            }
+        };
+        check_node_basename(&node_basename).map_err(|e| Fail::new(Exit::Usage, e))?;
+
+        if let Some(service) = &o.service {
+            check_name(service).map_err(|e| Fail::new(Exit::Usage, e.context("--service")))?;
+        }
+        if o.timeout.is_zero() {
+            return Err(fail!(Exit::Usage, "--timeout must be greater than zero"));
+        }
+        let metadata_url = check_metadata_url(&o.metadata_url)?;
+
+        let mut templates = Vec::new();
+        let vm_args_dest = o.vm_args.as_ref().map(|_| o.runtime_dir.join("vm.args"));
+        if let (Some(src), Some(dest)) = (&o.vm_args, &vm_args_dest) {
+            templates.push(TemplateSpec { src: src.clone(), dest: dest.clone(), vm_args: true });
+        }
+        for spec in &o.templates {
+            templates.push(parse_template_spec(spec, &o.runtime_dir)?);
+        }
+
+        Ok(Config {
+            action,
+            source: o.source,
+            metadata_url,
+            timeout: o.timeout,
+            node_basename,
+            ip: o.ip,
+            service: o.service,
+            templates,
+            vm_args_dest,
+            runtime_dir: o.runtime_dir,
+            peers: o.peers,
+            peer_query: o.peer_query,
+            dns_server: o.dns_server,
+            wait_peers: o.wait_peers,
+            cookie_file: o.cookie_file,
+            init: o.init,
+            dry_run: o.dry_run,
+        })
+    }
+}
+
+/// `/opt/app/bin/hello` → `hello`.
+fn basename_of(program: &OsStr) -> Result<String, Fail> {
+    let name = Path::new(program).file_name().unwrap_or(program);
+    match name.to_str() {
+        Some(name) if check_node_basename(name).is_ok() => Ok(name.to_string()),
+        _ => Err(fail!(
+            Exit::Usage,
+            "cannot use the file name of {:?} as a node name (allowed: letters, digits, '_', '-'); \
+             set --node-basename",
+            program
+        )),
+    }
+}
+
+/// The name part of an Erlang node name: `[0-9A-Za-z_-]+`, at most 255 bytes.
+pub fn check_node_basename(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() {
+        anyhow::bail!("node basename is empty");
+    }
+    if name.len() > 255 {
+        anyhow::bail!("node basename is {} bytes long (at most 255)", name.len());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+        anyhow::bail!(
+            "node basename {:?} holds {:?} (allowed: letters, digits, '_', '-')",
+            name.escape_debug().to_string(),
+            c
+        );
+    }
+    Ok(())
+}
+
+/// A Rancher service, stack or container name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63 bytes.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    let shown = || name.escape_debug().to_string();
+    if name.is_empty() {
+        anyhow::bail!("name is empty");
+    }
+    if name.len() > 63 {
+        anyhow::bail!("name \"{}\" is {} bytes long (at most 63)", shown(), name.len());
+    }
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        anyhow::bail!("name \"{}\" is not of the form [A-Za-z0-9][A-Za-z0-9_.-]*", shown());
+    }
+    Ok(())
+}
+
+/// Accepts `http://host[:port]/path`; TLS is not built in (metadata is plain HTTP).
+fn check_metadata_url(url: &str) -> Result<String, Fail> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(fail!(Exit::Usage, "--metadata-url {url:?} must start with http:// (metadata is plain HTTP)"));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(fail!(Exit::Usage, "--metadata-url {url:?} has no host"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(fail!(Exit::Usage, "--metadata-url {:?} holds whitespace", url));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// `SRC[:DEST]`; DEST is relative to the runtime directory unless absolute.
+fn parse_template_spec(spec: &str, runtime_dir: &Path) -> Result<TemplateSpec, Fail> {
+    let (src, dest) = match spec.split_once(':') {
+        Some((src, dest)) => (src, Some(dest)),
+        None => (spec, None),
+    };
+    if src.is_empty() || dest == Some("") {
+        return Err(fail!(Exit::Usage, "--template {spec:?}: expected SRC or SRC:DEST"));
+    }
+    let src = PathBuf::from(src);
+    let dest = match dest {
+        Some(dest) => runtime_dir.join(dest),
+        None => {
+            let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = [".src", ".tmpl", ".template"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix).filter(|n| !n.is_empty()))
+                .unwrap_or(name);
+            runtime_dir.join(name)
+        }
+    };
+    let vm_args = dest.file_name() == Some(OsStr::new("vm.args"));
+    Ok(TemplateSpec { src, dest, vm_args })
+}
+
+/// `500ms`, `60s`, `2m`, `1h`, or a bare number of seconds; decimals allowed (`1.5s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (try 500ms, 60s or 2m)"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{text:?} has an unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(number * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// `IP` (port 53) or `IP:PORT`; IPv6 as `[::1]:53` or bare `::1`.
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{text:?} is not an IP address or IP:PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_args(args.iter().map(OsString::from).collect()).unwrap()
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::parse_args(args.iter().map(OsString::from).collect()).map_err(|e| e.to_string())?;
+        cli.into_config().map_err(|f| f.to_string())
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn boot_form_takes_everything_after_the_double_dash() {
+        let c =
+            parse(&["rancher-boot", "--source", "local", "--", "/opt/app/bin/hello", "foreground", "--x", ""]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Run {
+                program: "/opt/app/bin/hello".into(),
+                args: vec!["foreground".into(), "--x".into(), "".into()],
+                passthrough: false
+            }
+        );
+        assert_eq!(c.node_basename, "hello");
+        assert_eq!(c.source, Source::Local);
+    }
+
+    #[test]
+    fn unknown_first_word_is_passthrough_to_app() {
+        let c = parse(&["rancher-boot", "--app", "/opt/app/bin/hello", "remote_console", "--flag"]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Run {
+                program: "/opt/app/bin/hello".into(),
+                args: vec!["remote_console".into(), "--flag".into()],
+                passthrough: true
+            }
+        );
+        assert_eq!(c.node_basename, "hello");
+    }
+
+    #[test]
+    fn double_dash_forces_the_boot_form_even_for_subcommand_names() {
+        let c =
+            parse(&["rancher-boot", "--app", "/a/hello", "--timeout", "5s", "--", "print-env", "--", "-v"]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Run { program: "print-env".into(), args: vec!["--".into(), "-v".into()], passthrough: false }
+        );
+        assert_eq!(c.timeout, Duration::from_secs(5));
+        // An option's value is skipped over, not taken for the start of the program.
+        let c = parse(&["rancher-boot", "--node-basename", "n", "--peer-query", "print-env", "--", "x"]).unwrap();
+        assert_eq!(c.peer_query.as_deref(), Some("print-env"));
+        // After a passthrough word, `--` is the app's.
+        let c = parse(&["rancher-boot", "--app", "/a/hello", "rpc", "--", "x"]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Run {
+                program: "/a/hello".into(),
+                args: vec!["rpc".into(), "--".into(), "x".into()],
+                passthrough: true
+            }
+        );
+        assert!(parse(&["rancher-boot", "--"]).unwrap_err().contains("no program"));
+    }
+
+    #[test]
+    fn passthrough_without_app_is_a_usage_error() {
+        let err = parse(&["rancher-boot", "remote_console"]).unwrap_err();
+        assert!(err.contains("--app"), "{err}");
+    }
+
+    #[test]
+    fn subcommands_take_global_options_after_them() {
+        let c = parse(&["rancher-boot", "print-env", "--format", "json", "--source", "local", "--node-basename", "n"])
+            .unwrap();
+        assert_eq!(c.action, Action::PrintEnv { format: EnvFormat::Json, show_secrets: false });
+        assert_eq!(c.source, Source::Local);
+    }
+
+    #[test]
+    fn basename_must_be_a_valid_node_name() {
+        assert!(parse(&["rancher-boot", "--", "/usr/bin/python3.11"]).unwrap_err().contains("--node-basename"));
+        assert!(parse(&["rancher-boot", "--node-basename", "a b", "--", "x"]).is_err());
+        assert!(parse(&["rancher-boot", "--node-basename", "ok_name-1", "--", "x.sh"]).is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn template_specs() {
+        let rt = Path::new("/run/rb");
+        let t = parse_template_spec("/rel/sys.config.src", rt).unwrap();
+        assert_eq!(t.dest, Path::new("/run/rb/sys.config"));
+        assert!(!t.vm_args);
+        let t = parse_template_spec("/rel/a.tmpl:/etc/app/a.conf", rt).unwrap();
+        assert_eq!(t.dest, Path::new("/etc/app/a.conf"));
+        let t = parse_template_spec("/rel/x:vm.args", rt).unwrap();
+        assert!(t.vm_args);
+        assert!(parse_template_spec(":x", rt).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("my-hello-service").is_ok());
+        assert!(check_name("a.b_c-1").is_ok());
+        for bad in ["", "-x", "a b", "a\nb", &"x".repeat(64), "é"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_urls() {
+        assert_eq!(check_metadata_url("http://m/latest/").unwrap(), "http://m/latest");
+        assert!(check_metadata_url("https://m/latest").is_err());
+        assert!(check_metadata_url("http:///x").is_err());
+    }
+
+    #[test]
+    fn verbosity_flags_win_over_the_variable() {
+        assert_eq!(log_filter(&cli(&["rancher-boot", "-vv", "--", "x"]).options), "trace");
+        assert_eq!(log_filter(&cli(&["rancher-boot", "-q", "--", "x"]).options), "warn");
+        assert_eq!(log_filter(&cli(&["rancher-boot", "--", "x"]).options), "info");
+    }
+}

@@ -1,0 +1,74 @@
+//! The Erlang cookie from a secret file (`--cookie-file`, e.g. a Docker secret in /run/secrets).
+//!
+//! The cookie is a secret: no error message, log line or debug output ever holds it or any part
+//! of it. One trailing newline is trimmed (editors and `echo` add one); anything else that is not
+//! printable ASCII, or is a space or `#`, is refused, because the cookie also lands in vm.args
+//! (`-setcookie ${RELEASE_COOKIE}`) where it would split an argument or start a comment.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use crate::exit::{Exit, Fail};
+
+/// Erlang itself accepts cookies up to 255 characters.
+const MAX_LEN: usize = 255;
+
+pub fn read_cookie(path: &Path) -> Result<String, Fail> {
+    let bytes = fs::read(path).map_err(|e| {
+        Fail::new(
+            Exit::Config,
+            anyhow!("cannot read cookie file {}: {}", path.display(), crate::exec::describe_io_error(&e)),
+        )
+    })?;
+    check_cookie(&bytes).map_err(|why| Fail::new(Exit::Config, anyhow!("cookie file {}: {why}", path.display())))
+}
+
+/// Validates a cookie file's content; the error says what is wrong and where, never the content.
+pub fn check_cookie(bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Err("the cookie is empty".into());
+    }
+    if bytes.len() > MAX_LEN {
+        return Err(format!("the cookie is {} bytes long (at most {MAX_LEN})", bytes.len()));
+    }
+    if let Some(at) = bytes.iter().position(|b| !b.is_ascii_graphic() || *b == b'#') {
+        let what = match bytes[at] {
+            b' ' => "a space",
+            b'#' => "a '#'",
+            b'\n' | b'\r' => "a line break",
+            b if b.is_ascii_control() => "a control character",
+            _ => "a byte that is not ASCII",
+        };
+        return Err(format!(
+            "the cookie holds {what} at byte {} (allowed: printable ASCII without space or '#')",
+            at + 1
+        ));
+    }
+    // Only ASCII graphic bytes are left, so this is valid UTF-8.
+    Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_trailing_newline_is_trimmed() {
+        assert_eq!(check_cookie(b"abc-DEF_123\n").unwrap(), "abc-DEF_123");
+        assert_eq!(check_cookie(b"abc").unwrap(), "abc");
+        assert!(check_cookie(b"abc\n\n").is_err());
+        assert!(check_cookie(b"abc\r\n").is_err());
+    }
+
+    #[test]
+    fn refusals_never_echo_the_cookie() {
+        for bad in [&b"top secret"[..], b"top#secret", b"top\x07secret", b"top\xc3\xa9secret", b"", b"\n"] {
+            let why = check_cookie(bad).unwrap_err();
+            assert!(!why.contains("top") && !why.contains("secret"), "{why}");
+        }
+        assert!(check_cookie(&[b'a'; 256]).is_err());
+    }
+}

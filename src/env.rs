@@ -1,0 +1,215 @@
+//! Pure: from the container's identity, its peers and the cookie to the variables rancher-boot
+//! exports, and from those plus the inherited environment to the child's environment.
+//!
+//! The child's environment is built as a map and handed to the exec; rancher-boot never mutates
+//! its own environment (`set_var` is unsound in a process with threads, and the DNS runtime may
+//! have had some). Printing the exports (`print-env`, `--dry-run`) also lives here, with the one
+//! rule about secrets: a variable whose name says it is secret is shown as `<redacted>`.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::cli::EnvFormat;
+
+/// Who the container is: what metadata (or the local machine) says, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub ip: IpAddr,
+    pub service: String,
+    /// Rancher source only.
+    pub stack: Option<String>,
+    /// Rancher source only.
+    pub container: Option<String>,
+}
+
+/// Everything that goes into the exports besides the identity.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    /// Other peers' addresses: sorted, unique, self excluded.
+    pub peers: &'a [IpAddr],
+    /// Where the rendered vm.args goes, with `--vm-args`.
+    pub vm_args: Option<&'a Path>,
+    /// The cookie, with `--cookie-file`.
+    pub cookie: Option<&'a str>,
+    /// The inherited ERL_AFLAGS, to append `-proto_dist inet6_tcp` to for an IPv6 node.
+    pub erl_aflags: Option<&'a OsStr>,
+}
+
+/// rancher-boot's exports, by name. Values are text: every input was validated before.
+pub type Exports = BTreeMap<&'static str, String>;
+
+/// `basename@ip`; an IPv6 address goes in as it is (`hello@fd00::1`), as `-proto_dist inet6_tcp` expects.
+pub fn node_name(basename: &str, ip: IpAddr) -> String {
+    format!("{basename}@{ip}")
+}
+
+/// The variables of SPEC section 3.
+pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Exports {
+    let node = node_name(basename, identity.ip);
+    let peer_nodes: Vec<String> = extras.peers.iter().map(|ip| node_name(basename, *ip)).collect();
+    let peer_ips: Vec<String> = extras.peers.iter().map(IpAddr::to_string).collect();
+
+    let mut out = Exports::new();
+    out.insert("NODE_IP", identity.ip.to_string());
+    out.insert("NODE_NAME", node.clone());
+    out.insert("SERVICE_NAME", identity.service.clone());
+    out.insert("RANCHER_IP", identity.ip.to_string());
+    out.insert("RANCHER_SERVICE_NAME", identity.service.clone());
+    out.insert("RELEASE_DISTRIBUTION", "name".to_string());
+    out.insert("RELEASE_NODE", node);
+    out.insert("PEER_IPS", peer_ips.join(" "));
+    out.insert(
+        "PEER_NODES_ERL",
+        format!("[{}]", peer_nodes.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(",")),
+    );
+    out.insert("PEER_NODES", peer_nodes.join(" "));
+    if let Some(stack) = &identity.stack {
+        out.insert("STACK_NAME", stack.clone());
+    }
+    if let Some(container) = &identity.container {
+        out.insert("CONTAINER_NAME", container.clone());
+    }
+    if let Some(path) = extras.vm_args {
+        let path = path.to_string_lossy().into_owned();
+        out.insert("RELEASE_VM_ARGS", path.clone());
+        out.insert("VMARGS_PATH", path);
+    }
+    if let Some(cookie) = extras.cookie {
+        out.insert("RELEASE_COOKIE", cookie.to_string());
+    }
+    if identity.ip.is_ipv6() {
+        let inherited = extras.erl_aflags.map(OsStr::to_string_lossy).unwrap_or_default();
+        let flags = if inherited.trim().is_empty() {
+            "-proto_dist inet6_tcp".to_string()
+        } else {
+            format!("{inherited} -proto_dist inet6_tcp")
+        };
+        out.insert("ERL_AFLAGS", flags);
+    }
+    out
+}
+
+/// The inherited environment with the exports laid over it (rancher-boot's values win).
+pub fn child_env(
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+    exports: &Exports,
+) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = inherited.into_iter().collect();
+    for (name, value) in exports {
+        env.insert(OsString::from(name), OsString::from(value));
+    }
+    env
+}
+
+/// A variable whose value is never printed without `--show-secrets`.
+pub fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["COOKIE", "SECRET", "PASSWORD", "TOKEN"].iter().any(|word| upper.contains(word))
+}
+
+/// The exports as `print-env` prints them, sorted by name.
+pub fn format_exports(exports: &Exports, format: EnvFormat, show_secrets: bool) -> String {
+    let shown = |name: &str, value: &str| -> String {
+        if !show_secrets && is_secret(name) { "<redacted>".to_string() } else { value.to_string() }
+    };
+    match format {
+        EnvFormat::Shell => exports
+            .iter()
+            .map(|(name, value)| format!("export {name}='{}'\n", shown(name, value).replace('\'', r"'\''")))
+            .collect(),
+        EnvFormat::Dotenv => exports.iter().map(|(name, value)| format!("{name}={}\n", shown(name, value))).collect(),
+        EnvFormat::Json => {
+            let object: serde_json::Map<String, serde_json::Value> =
+                exports.iter().map(|(name, value)| (name.to_string(), shown(name, value).into())).collect();
+            format!("{}\n", serde_json::Value::Object(object))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(ip: &str) -> Identity {
+        Identity {
+            ip: ip.parse().unwrap(),
+            service: "my-hello-service".into(),
+            stack: Some("demo".into()),
+            container: Some("demo-my-hello-service-1".into()),
+        }
+    }
+
+    #[test]
+    fn the_exports_of_spec_section_3() {
+        let peers: Vec<IpAddr> = vec!["10.42.72.199".parse().unwrap(), "10.42.240.66".parse().unwrap()];
+        let extras =
+            Extras { peers: &peers, vm_args: Some(Path::new("/tmp/rancher-boot/vm.args")), ..Extras::default() };
+        let e = exports(&identity("10.42.96.65"), "hello", &extras);
+        assert_eq!(e["NODE_IP"], "10.42.96.65");
+        assert_eq!(e["NODE_NAME"], "hello@10.42.96.65");
+        assert_eq!(e["RELEASE_NODE"], "hello@10.42.96.65");
+        assert_eq!(e["RELEASE_DISTRIBUTION"], "name");
+        assert_eq!(e["SERVICE_NAME"], "my-hello-service");
+        assert_eq!(e["RANCHER_SERVICE_NAME"], "my-hello-service");
+        assert_eq!(e["RANCHER_IP"], "10.42.96.65");
+        assert_eq!(e["STACK_NAME"], "demo");
+        assert_eq!(e["CONTAINER_NAME"], "demo-my-hello-service-1");
+        assert_eq!(e["PEER_IPS"], "10.42.72.199 10.42.240.66");
+        assert_eq!(e["PEER_NODES"], "hello@10.42.72.199 hello@10.42.240.66");
+        assert_eq!(e["PEER_NODES_ERL"], "['hello@10.42.72.199','hello@10.42.240.66']");
+        assert_eq!(e["RELEASE_VM_ARGS"], "/tmp/rancher-boot/vm.args");
+        assert_eq!(e["VMARGS_PATH"], "/tmp/rancher-boot/vm.args");
+        assert!(!e.contains_key("RELEASE_COOKIE"));
+        assert!(!e.contains_key("ERL_AFLAGS"));
+    }
+
+    #[test]
+    fn no_peers_is_an_empty_list() {
+        let e = exports(&identity("10.0.0.1"), "hello", &Extras::default());
+        assert_eq!(e["PEER_IPS"], "");
+        assert_eq!(e["PEER_NODES"], "");
+        assert_eq!(e["PEER_NODES_ERL"], "[]");
+    }
+
+    #[test]
+    fn ipv6_nodes_get_inet6_distribution() {
+        let e = exports(&identity("fd00::5"), "hello", &Extras::default());
+        assert_eq!(e["NODE_NAME"], "hello@fd00::5");
+        assert_eq!(e["ERL_AFLAGS"], "-proto_dist inet6_tcp");
+        let extras = Extras { erl_aflags: Some(OsStr::new("+S 2")), ..Extras::default() };
+        assert_eq!(exports(&identity("fd00::5"), "hello", &extras)["ERL_AFLAGS"], "+S 2 -proto_dist inet6_tcp");
+    }
+
+    #[test]
+    fn exports_win_over_the_inherited_environment() {
+        let e = exports(&identity("10.0.0.1"), "hello", &Extras::default());
+        let env = child_env([("NODE_NAME".into(), "stale@".into()), ("HOME".into(), "/root".into())], &e);
+        assert_eq!(env[OsStr::new("NODE_NAME")], "hello@10.0.0.1");
+        assert_eq!(env[OsStr::new("HOME")], "/root");
+    }
+
+    #[test]
+    fn secrets_are_redacted_unless_asked() {
+        let extras = Extras { cookie: Some("s3cr3t-c00kie"), ..Extras::default() };
+        let e = exports(&identity("10.0.0.1"), "hello", &extras);
+        for format in [EnvFormat::Shell, EnvFormat::Dotenv, EnvFormat::Json] {
+            let text = format_exports(&e, format, false);
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+            assert!(format_exports(&e, format, true).contains("s3cr3t-c00kie"));
+        }
+        assert!(is_secret("MY_API_TOKEN") && is_secret("db_password") && !is_secret("NODE_NAME"));
+    }
+
+    #[test]
+    fn formats() {
+        let mut e = Exports::new();
+        e.insert("B", "it's".into());
+        e.insert("A", "x y".into());
+        assert_eq!(format_exports(&e, EnvFormat::Shell, false), "export A='x y'\nexport B='it'\\''s'\n");
+        assert_eq!(format_exports(&e, EnvFormat::Dotenv, false), "A=x y\nB=it's\n");
+        assert_eq!(format_exports(&e, EnvFormat::Json, false), "{\"A\":\"x y\",\"B\":\"it's\"}\n");
+    }
+}

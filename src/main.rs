@@ -1,0 +1,47 @@
+//! rancher-boot's entry point: parse, set up logging, run the boot, print an error once.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::error::ErrorKind;
+use rancher_boot::cli::{Cli, log_filter};
+use rancher_boot::{boot, exec};
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    // First of all: while we may be PID 1, SIGTERM/SIGINT/SIGHUP must end the boot.
+    exec::end_boot_on_signals();
+
+    let cli = match Cli::parse_args(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(64),
+            };
+        }
+    };
+    init_logging(&log_filter(&cli.options));
+
+    match cli.into_config().and_then(|config| boot::run(config, started)) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(fail) => {
+            eprintln!("rancher-boot: error: {fail}");
+            ExitCode::from(fail.exit.code())
+        }
+    }
+}
+
+/// `rancher-boot: LEVEL: message` on stderr.
+fn init_logging(filter: &str) {
+    env_logger::Builder::new()
+        .parse_filters(filter)
+        .format(|buf, record| {
+            let level = record.level().as_str().to_ascii_lowercase();
+            writeln!(buf, "rancher-boot: {level}: {}", record.args())
+        })
+        .target(env_logger::Target::Stderr)
+        .init();
+}
