@@ -1,0 +1,3 @@
+//! rancher-boot's integration tests: each file is a feature, run against the built binary.
+
+mod support;

@@ -1,0 +1,233 @@
+//! What every integration test needs: the built binaries, a clean command, temp dirs, polling,
+//! and an in-process metadata server whose every answer a test scripts (faults included).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rancher-boot");
+
+/// rancher-boot with a clean slate: no RANCHER_* variable of the caller leaks into a test.
+pub fn rancher_boot() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
+            command.env_remove(&*name);
+        }
+    }
+    command.env("RANCHER_BOOT_LOG", "info");
+    command
+}
+
+/// Runs to completion and returns the output; stdin is closed.
+pub fn run(command: &mut Command) -> Output {
+    command.stdin(std::process::Stdio::null()).output().expect("run rancher-boot")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing both streams when it differs.
+#[track_caller]
+pub fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Polls `condition` every 20 ms until it holds or `deadline` passes.
+pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !condition() {
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `self/container` answer as the 2016-07-29 API gives it, with pass-through fields.
+pub fn container_json(ip: &str, service: &str) -> String {
+    format!(
+        r#"{{"create_index":1,"health_state":"healthy","hostname":"h1","ips":["{ip}"],"labels":{{}},"metadata_kind":"container","name":"demo-{service}-1","primary_ip":"{ip}","service_name":"{service}","stack_name":"demo","state":"running","uuid":"x"}}"#
+    )
+}
+
+/// What the scripted server does with one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A status with a body (Content-Type is always text/plain, as Rancher's server sends it).
+    Status(u16, String),
+    /// Read the request and never answer, keeping the connection open.
+    Hang,
+    /// Close the connection without a word.
+    Close,
+    /// Headers of a 200 with a Content-Length, then one byte a second.
+    Trickle,
+    /// A chunked 200 whose body never ends.
+    Endless,
+    /// Exactly these bytes.
+    Raw(Vec<u8>),
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<String>) -> Reply {
+        Reply::Status(200, body.into())
+    }
+    pub fn not_found() -> Reply {
+        Reply::Status(404, "{\"code\":404,\"message\":\"Not found\",\"type\":\"error\"}\n".into())
+    }
+}
+
+type Script = dyn Fn(usize, &str) -> Reply + Send + Sync;
+
+/// An HTTP server on 127.0.0.1 that answers request number N (from 1) for PATH with `script(N, PATH)`.
+pub struct MetadataServer {
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    /// When each request arrived, relative to the server's start.
+    pub log: Arc<Mutex<Vec<(Instant, String, String)>>>,
+}
+
+impl MetadataServer {
+    pub fn start(script: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> MetadataServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::serve(listener, Arc::new(script))
+    }
+
+    /// Serves on an already bound listener (e.g. one bound before the server should answer).
+    pub fn serve(listener: TcpListener, script: Arc<Script>) -> MetadataServer {
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (r, s, l) = (requests.clone(), stop.clone(), log.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (r, s, l, script) = (r.clone(), s.clone(), l.clone(), script.clone());
+                thread::spawn(move || handle(stream, &r, &s, &l, &*script));
+            }
+        });
+        MetadataServer { addr, requests, stop, log }
+    }
+
+    /// The base URL, API version included.
+    pub fn url(&self) -> String {
+        format!("http://{}/2016-07-29", self.addr)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The Accept header of every request so far.
+    pub fn accept_headers(&self) -> Vec<String> {
+        self.log.lock().expect("log").iter().map(|(_, _, accept)| accept.clone()).collect()
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+    }
+}
+
+fn handle(
+    stream: TcpStream,
+    requests: &AtomicUsize,
+    stop: &AtomicBool,
+    log: &Mutex<Vec<(Instant, String, String)>>,
+    script: &Script,
+) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut accept = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("accept:") {
+            accept = value.trim().to_string();
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let number = requests.fetch_add(1, Ordering::SeqCst) + 1;
+    log.lock().expect("log").push((Instant::now(), path.clone(), accept));
+    let mut stream = stream;
+    let _ = match script(number, &path) {
+        Reply::Status(code, body) => write!(
+            stream,
+            "HTTP/1.1 {code} X\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        Reply::Raw(bytes) => stream.write_all(&bytes),
+        Reply::Close => Ok(()),
+        Reply::Hang => {
+            let mut sink = [0u8; 64];
+            stream.set_read_timeout(Some(Duration::from_millis(100))).ok();
+            while !stop.load(Ordering::SeqCst) {
+                match stream.read(&mut sink) {
+                    Ok(0) => break,
+                    _ => continue,
+                }
+            }
+            Ok(())
+        }
+        Reply::Trickle => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 100000\r\n\r\n";
+            let mut result = stream.write_all(head.as_bytes());
+            while result.is_ok() && !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_secs(1));
+                result = stream.write_all(b" ");
+            }
+            result
+        }
+        Reply::Endless => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+            let mut result = stream.write_all(head.as_bytes());
+            let mut sent = 0usize;
+            // Bounded so that a client that never stops reading cannot keep the test alive forever.
+            while result.is_ok() && sent < 1 << 30 && !stop.load(Ordering::SeqCst) {
+                result = stream.write_all(chunk.as_bytes());
+                sent += 8192;
+            }
+            result
+        }
+    };
+}
+
+/// A loopback port with nothing listening (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
