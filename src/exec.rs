@@ -41,14 +41,22 @@ pub fn end_boot_on_signals() {
 
 /// Puts every signal back to its default disposition and unblocks all of them, so that the
 /// program starts as if from a fresh fork/exec of init: no ignored and no blocked signals.
+///
+/// This includes the real-time signals, and the ones the C library reserves for itself (32, 33):
+/// its `sigaction` wrapper refuses those, but a parent may still have left them ignored, so the
+/// system call is made directly. An all-zero kernel `sigaction` is SIG_DFL with no flags and an
+/// empty mask on every Linux architecture.
 pub fn reset_signals() {
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in Signal::iterator() {
-        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL runs no code of ours.
-        let _ = unsafe { sigaction(signal, &default) };
+        // SAFETY: installs SIG_DFL (runs no code of ours); the struct is larger than the kernel's,
+        // which reads only its own size; 8 is the size of the kernel's signal set on Linux.
+        unsafe {
+            libc::syscall(libc::SYS_rt_sigaction, signal, default.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
+        }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }

@@ -154,8 +154,11 @@ impl Client {
             .call();
         let mut response = match response {
             Ok(response) => response,
-            Err(ureq::Error::HostNotFound) => {
-                return Err(AttemptError::NameNotResolved(anyhow!("GET {url}: host name does not resolve")));
+            Err(e) if is_name_resolution_failure(&e) => {
+                return Err(AttemptError::NameNotResolved(anyhow!(
+                    "GET {url}: host name does not resolve ({})",
+                    describe_http_error(&e)
+                )));
             }
             Err(e) => return Err(AttemptError::Unavailable(anyhow!("GET {url}: {}", describe_http_error(&e)))),
         };
@@ -178,6 +181,19 @@ impl Client {
 impl Default for Client {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// ureq reports a name that resolves to nothing as `HostNotFound`, but a getaddrinfo failure
+/// (NXDOMAIN, no DNS server) as the I/O error std makes of it, which has no errno and no
+/// dedicated kind: std's message is the only mark it has.
+fn is_name_resolution_failure(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => {
+            io.raw_os_error().is_none() && io.to_string().starts_with("failed to lookup address information")
+        }
+        _ => false,
     }
 }
 

@@ -1,0 +1,294 @@
+//! The Rancher source against a scripted metadata server: FAULTS.md items 1-10.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const IP: &str = "10.42.96.65";
+
+/// A boot that prints its node name and service, with the given metadata URL and deadline.
+fn boot(url: &str, timeout: &str) -> std::process::Command {
+    let mut command = rancher_boot();
+    command.args(["--metadata-url", url, "--timeout", timeout, "--peers", "none", "--node-basename", "hello", "--"]);
+    command.args(["sh", "-c", "echo \"$NODE_NAME $SERVICE_NAME $STACK_NAME $CONTAINER_NAME\""]);
+    command
+}
+
+fn warnings(output: &std::process::Output) -> usize {
+    stderr(output).lines().filter(|l| l.starts_with("rancher-boot: warn: metadata attempt")).count()
+}
+
+#[test]
+fn one_json_request_gives_the_whole_identity() {
+    let server = MetadataServer::start(|_, path| {
+        assert_eq!(path, "/2016-07-29/self/container");
+        Reply::ok(container_json(IP, "my-hello-service"))
+    });
+    let output = run(&mut boot(&server.url(), "10s"));
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), "hello@10.42.96.65 my-hello-service demo demo-my-hello-service-1\n");
+    assert_eq!(server.requests(), 1, "one request, not one per key");
+    assert_eq!(server.accept_headers(), ["application/json"]);
+    assert!(
+        stderr(&output)
+            .contains("rancher-boot: info: node hello@10.42.96.65, service my-hello-service, 0 peers; exec sh -c"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn latest_and_a_trailing_slash_work_too() {
+    let server = MetadataServer::start(|_, path| {
+        assert_eq!(path, "/latest/self/container");
+        Reply::ok(container_json(IP, "web"))
+    });
+    let output = run(&mut boot(&format!("http://{}/latest/", server.addr), "10s"));
+    assert_code(&output, 0);
+}
+
+#[test]
+fn fault_01_connection_refused_then_answers() {
+    let addr = closed_port();
+    let ready = Arc::new(std::sync::Mutex::new(None));
+    let ready_at = ready.clone();
+    let server = thread::spawn(move || {
+        thread::sleep(Duration::from_secs(3)); // the fault: nothing listens for 3 s
+        let listener = TcpListener::bind(addr).expect("rebind the port");
+        *ready_at.lock().expect("lock") = Some(Instant::now());
+        MetadataServer::serve(listener, Arc::new(|_, _| Reply::ok(container_json(IP, "web"))))
+    });
+    let output = run(&mut boot(&format!("http://{addr}/2016-07-29"), "30s"));
+    let server = server.join().expect("server thread");
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), "hello@10.42.96.65 web demo demo-web-1\n");
+    let failed = warnings(&output);
+    assert!(failed >= 10, "one warning per failed attempt over 3 s, got {failed}:\n{}", stderr(&output));
+    assert!(stderr(&output).contains("Connection refused"), "{}", stderr(&output));
+    // Back-off is capped near 250 ms: the first request after readiness comes soon after it.
+    let ready = ready.lock().expect("lock").expect("ready");
+    let first = server.log.lock().expect("log")[0].0;
+    assert!(first.duration_since(ready) < Duration::from_millis(600), "{:?}", first.duration_since(ready));
+}
+
+#[test]
+fn fault_02_never_reachable_exits_69_at_the_deadline() {
+    let dir = tempdir();
+    let marker = dir.path().join("ran");
+    let url = format!("http://{}/2016-07-29", closed_port());
+    let started = Instant::now();
+    let output = run(rancher_boot()
+        .args(["--metadata-url", &url, "--timeout", "2s", "--peers", "none", "--", "touch"])
+        .arg(&marker));
+    let elapsed = started.elapsed();
+    assert_code(&output, 69);
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(!marker.exists(), "the program must never run without an identity");
+    let last = stderr(&output).lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("rancher-boot: error: metadata unavailable: gave up after "), "{last}");
+    assert!(last.contains(" attempts in 2.0s; last error: GET ") && last.contains(&url), "{last}");
+    assert!(last.ends_with("Connection refused"), "{last}");
+}
+
+#[test]
+fn fault_03_a_server_that_never_answers_is_cut_by_the_deadline() {
+    let server = MetadataServer::start(|_, _| Reply::Hang);
+    let started = Instant::now();
+    let output = run(&mut boot(&server.url(), "2s"));
+    assert_code(&output, 69);
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(3500), "the overall deadline holds: {elapsed:?}");
+    assert!(stderr(&output).to_lowercase().contains("timeout"), "{}", stderr(&output));
+}
+
+#[test]
+fn fault_03_the_per_request_timeout_fires_and_the_next_attempt_succeeds() {
+    let server = MetadataServer::start(|n, _| if n == 1 { Reply::Hang } else { Reply::ok(container_json(IP, "web")) });
+    let started = Instant::now();
+    let output = run(&mut boot(&server.url(), "30s"));
+    assert_code(&output, 0);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(4) && elapsed < Duration::from_secs(8), "about 5 s: {elapsed:?}");
+    assert_eq!(warnings(&output), 1, "{}", stderr(&output));
+}
+
+#[test]
+fn fault_04_a_trickling_body_is_cut_and_retried() {
+    let server =
+        MetadataServer::start(|n, _| if n == 1 { Reply::Trickle } else { Reply::ok(container_json(IP, "web")) });
+    let started = Instant::now();
+    let output = run(&mut boot(&server.url(), "30s"));
+    assert_code(&output, 0);
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert_eq!(warnings(&output), 1, "{}", stderr(&output));
+}
+
+#[test]
+fn fault_05_not_found_until_registered() {
+    let server =
+        MetadataServer::start(|n, _| if n <= 5 { Reply::not_found() } else { Reply::ok(container_json(IP, "web")) });
+    let output = run(&mut boot(&server.url(), "30s"));
+    assert_code(&output, 0);
+    assert_eq!(warnings(&output), 5, "{}", stderr(&output));
+    assert!(stderr(&output).contains("HTTP 404"), "{}", stderr(&output));
+}
+
+#[test]
+fn fault_06_server_errors_are_retried() {
+    let server = MetadataServer::start(|n, _| match n {
+        1 => Reply::Status(500, "boom".into()),
+        2 => Reply::Status(502, "".into()),
+        3 => Reply::Status(503, "<html>busy</html>".into()),
+        4 => Reply::Close,
+        5 => Reply::Status(302, "".into()),
+        _ => Reply::ok(container_json(IP, "web")),
+    });
+    let output = run(&mut boot(&server.url(), "30s"));
+    assert_code(&output, 0);
+    assert_eq!(warnings(&output), 5, "{}", stderr(&output));
+    assert_eq!(server.requests(), 6, "no redirect followed");
+}
+
+#[test]
+fn fault_06_an_empty_answer_until_the_deadline_is_65() {
+    let server = MetadataServer::start(|_, _| Reply::ok(""));
+    let output = run(&mut boot(&server.url(), "1s"));
+    assert_code(&output, 65);
+    assert!(stderr(&output).trim_end().ends_with("last error: empty primary_ip"), "{}", stderr(&output));
+    assert!(server.requests() > 2, "retried");
+}
+
+#[test]
+fn fault_07_an_oversized_or_endless_body_stops_at_the_cap() {
+    for reply in [Reply::ok(format!("{{\"x\":\"{}\"}}", "a".repeat(1 << 20))), Reply::Endless] {
+        let server = MetadataServer::start(move |_, _| reply.clone());
+        let started = Instant::now();
+        let output = run(&mut boot(&server.url(), "1s"));
+        assert_code(&output, 69);
+        assert!(stderr(&output).contains("answer larger than 65536 bytes"), "{}", stderr(&output));
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
+
+#[test]
+fn fault_08_an_invalid_primary_ip_is_65_and_shown_escaped() {
+    let cases = [
+        ("10.42.1", "\"10.42.1\""),
+        ("999.1.1.1", "\"999.1.1.1\""),
+        ("<html><body>It works</body></html>", "\"<html><body>It works</body></html>\""),
+        ("10.0.0.1 extra", "\"10.0.0.1 extra\""),
+        ("10.0.0.1\\r\\n\\u001b[2J", "\"10.0.0.1\\r\\n\\u{1b}[2J\""),
+    ];
+    for (value, shown) in cases {
+        let dir = tempdir();
+        let template = dir.path().join("vm.args.src");
+        std::fs::write(&template, "-name ${NODE_NAME}\n").expect("write");
+        let body = format!(r#"{{"primary_ip":"{value}","service_name":"web"}}"#);
+        let server = MetadataServer::start(move |_, _| Reply::ok(body.clone()));
+        let output = run(boot(&server.url(), "1s")
+            .arg("--vm-args")
+            .arg(&template)
+            .arg("--runtime-dir")
+            .arg(dir.path().join("run")));
+        assert_code(&output, 65);
+        let last = stderr(&output).lines().last().unwrap_or_default().to_string();
+        assert!(last.ends_with(&format!("primary_ip {shown} is not an IP address")), "{value}: {last}");
+        assert!(!dir.path().join("run").exists(), "nothing rendered");
+    }
+}
+
+#[test]
+fn fault_08_a_body_that_is_not_json_is_invalid() {
+    let server = MetadataServer::start(|_, _| Reply::ok("<html>\n<h1>Welcome to nginx!</h1>"));
+    let output = run(&mut boot(&server.url(), "1s"));
+    assert_code(&output, 65);
+    assert!(stderr(&output).contains(r#"answer is not JSON"#), "{}", stderr(&output));
+    assert!(stderr(&output).contains(r#""<html>\n<h1>Welcome"#), "escaped: {}", stderr(&output));
+}
+
+#[test]
+fn fault_09_unreachable_addresses_are_refused() {
+    for ip in ["0.0.0.0", "127.0.0.1", "169.254.1.1", "::1", "fe80::1"] {
+        let server = MetadataServer::start(move |_, _| Reply::ok(container_json(ip, "web")));
+        let output = run(&mut boot(&server.url(), "500ms"));
+        assert_code(&output, 65);
+        assert!(stderr(&output).contains("is not an address other nodes can reach"), "{ip}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn invalid_then_valid_boots() {
+    let server = MetadataServer::start(|n, _| match n {
+        1 => Reply::ok(r#"{"primary_ip":"","service_name":"web"}"#),
+        2 => Reply::ok(r#"{"primary_ip":"10.0.0.9","service_name":"bad name"}"#),
+        _ => Reply::ok(container_json("10.0.0.9", "web")),
+    });
+    let output = run(&mut boot(&server.url(), "10s"));
+    assert_code(&output, 0);
+    assert_eq!(warnings(&output), 2);
+    assert!(stderr(&output).contains(r#"service_name: name "bad name" is not of the form"#), "{}", stderr(&output));
+}
+
+#[test]
+fn the_older_api_and_unknown_fields_are_accepted() {
+    // 2015-07-25 answers carry no stack_name in self/container in some versions, and extra fields.
+    let server = MetadataServer::start(|_, _| {
+        Reply::ok(r#"{"primary_ip":"10.1.2.3","service_name":"web","name":"web_1","ports":[],"extra":{"a":[1]}}"#)
+    });
+    let output = run(&mut boot(&server.url().replace("2016-07-29", "2015-07-25"), "5s"));
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), "hello@10.1.2.3 web  web_1\n");
+}
+
+#[test]
+fn proxies_are_never_used_for_metadata() {
+    let server = MetadataServer::start(|_, _| Reply::ok(container_json(IP, "web")));
+    let dead_proxy = format!("http://{}", closed_port());
+    let output = run(boot(&server.url(), "5s")
+        .env("http_proxy", &dead_proxy)
+        .env("HTTP_PROXY", &dead_proxy)
+        .env("ALL_PROXY", &dead_proxy));
+    assert_code(&output, 0);
+    assert_eq!(server.requests(), 1);
+}
+
+/// Runs the boot in a network namespace of its own (only loopback, down): no DNS query or packet
+/// leaves this machine, and every name fails to resolve.
+fn in_empty_netns(command: &std::process::Command) -> std::process::Command {
+    let mut wrapped = std::process::Command::new("unshare");
+    wrapped.arg("--net").arg(command.get_program()).args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
+}
+
+#[test]
+fn fault_10_a_name_that_does_not_resolve_is_retried() {
+    let output = run(&mut in_empty_netns(&boot("http://rancher-boot-test.invalid/2016-07-29", "1s")));
+    assert_code(&output, 69);
+    assert!(warnings(&output) >= 2, "{}", stderr(&output));
+    assert!(stderr(&output).contains("host name does not resolve"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("169.254.169.250"), "only the default URL falls back");
+}
+
+#[test]
+fn fault_10_the_default_url_alternates_with_the_link_local_address() {
+    let mut command = rancher_boot();
+    command.args(["--timeout", "1s", "--peers", "none", "--node-basename", "hello", "--", "true"]);
+    let output = run(&mut in_empty_netns(&command));
+    assert_code(&output, 69);
+    let err = stderr(&output);
+    let named = err
+        .lines()
+        .filter(|l| l.contains("http://rancher-metadata.rancher.internal/2016-07-29/self/container"))
+        .count();
+    let link_local = err.lines().filter(|l| l.contains("http://169.254.169.250/2016-07-29/self/container")).count();
+    assert!(named >= 2 && link_local >= 2, "attempts alternate:\n{err}");
+}
