@@ -212,7 +212,8 @@ fn handle(
             result
         }
         Reply::Endless => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n";
             let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
             let mut result = stream.write_all(head.as_bytes());
             let mut sent = 0usize;
