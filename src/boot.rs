@@ -91,6 +91,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
                 out.push('\n');
             }
         }
+        out += "# exports (with the inherited environment)\n";
         out += &env::format_exports(&exports, crate::cli::EnvFormat::Shell, false);
         if let Action::Run { program, args, .. } = &config.action {
             out += &format!("exec {}\n", exec::shell_command(program, args));
