@@ -81,13 +81,13 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     if config.dry_run {
         let mut out = String::new();
         for (spec, text) in config.templates.iter().zip(&rendered) {
-            out += &format!(
-                "# {} (rendered from {})\n{}",
-                spec.dest.display(),
-                spec.src.display(),
-                String::from_utf8_lossy(text)
-            );
-            if !text.ends_with(b"\n") && !text.is_empty() {
+            let mut text = String::from_utf8_lossy(text).into_owned();
+            if let Some(cookie) = &cookie {
+                // Rendered files may hold the cookie (-setcookie ${RELEASE_COOKIE}); stdout is no place for it.
+                text = text.replace(cookie.as_str(), "<redacted>");
+            }
+            out += &format!("# {} (rendered from {})\n{text}", spec.dest.display(), spec.src.display());
+            if !text.ends_with('\n') && !text.is_empty() {
                 out.push('\n');
             }
         }
@@ -195,12 +195,8 @@ fn write_templates(config: &Config, rendered: &[Vec<u8>]) -> Result<(), Fail> {
         })?;
     }
     for (spec, text) in config.templates.iter().zip(rendered) {
-        template::write_atomic(&spec.dest, text).map_err(|e| {
-            Fail::new(
-                Exit::CantCreate,
-                anyhow!("cannot write {}: {}", spec.dest.display(), exec::describe_io_error(&e)),
-            )
-        })?;
+        // write_atomic's error names the path and the step that failed.
+        template::write_atomic(&spec.dest, text).map_err(|e| Fail::new(Exit::CantCreate, e))?;
         log::debug!("rendered {} to {}", spec.src.display(), spec.dest.display());
     }
     Ok(())

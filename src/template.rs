@@ -174,8 +174,10 @@ fn show(bytes: &[u8]) -> String {
 /// already holds the new contents. A filesystem that cannot sync directories at all (EINVAL,
 /// ENOTSUP) is not an error.
 pub fn write_atomic(dest: &Path, contents: &[u8]) -> io::Result<()> {
-    let fail =
-        |what: &str, e: io::Error| io::Error::new(e.kind(), format!("failed to write {}: {what}: {e}", dest.display()));
+    let fail = |what: &str, e: io::Error| {
+        let why = crate::exec::describe_io_error(&e);
+        io::Error::new(e.kind(), format!("cannot write {}: {what}: {why}", dest.display()))
+    };
     let name = dest
         .file_name()
         .ok_or_else(|| fail("bad path", io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
@@ -529,7 +531,7 @@ mod tests {
         fs::create_dir(&dest).expect("mkdir");
         fs::write(dest.join("inside"), b"keep").expect("write");
         let e = write_atomic(&dest, b"x").expect_err("fails");
-        assert!(e.to_string().starts_with(&format!("failed to write {}: ", dest.display())), "{e}");
+        assert!(e.to_string().starts_with(&format!("cannot write {}: ", dest.display())), "{e}");
         assert_eq!(dir_entries(dir.path()), ["vm.args"]);
         assert_eq!(fs::read(dest.join("inside")).expect("read"), b"keep");
     }

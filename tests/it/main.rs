@@ -1,5 +1,8 @@
 //! rancher-boot's integration tests: each file is a feature, run against the built binary.
 
+mod erlang;
 mod exec;
 mod metadata;
+mod secrets;
 mod support;
+mod templates;
