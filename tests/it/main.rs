@@ -2,6 +2,7 @@
 
 mod erlang;
 mod exec;
+mod init;
 mod metadata;
 mod secrets;
 mod support;
