@@ -4,6 +4,7 @@ mod erlang;
 mod exec;
 mod init;
 mod metadata;
+mod peers;
 mod secrets;
 mod support;
 mod templates;

@@ -1,0 +1,180 @@
+//! Peers at boot (SPEC section 5): who else belongs to this service, so that the node can be
+//! handed a first set of peers (`PEER_IPS`, `PEER_NODES`, `PEER_NODES_ERL`).
+//!
+//! Two ways to ask: DNS ([`dns`], the default: Rancher's DNS answers a service name with the
+//! addresses of its healthy containers) and metadata ([`service`]: `self/service` lists the
+//! containers with their state). Either way the answer is sorted, unique and without this node.
+//!
+//! Finding nobody is normal: the first container of a service is alone. It is one info line and an
+//! empty list, unless `--wait-peers N` asks for N others; then every look that finds fewer is a
+//! failed attempt of [`metadata::retry`], and the deadline ends the boot with exit 69.
+//! Ongoing discovery after the exec is the application's job, not ours.
+
+mod dns;
+mod service;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use anyhow::anyhow;
+
+use crate::cli::PeerMode;
+use crate::exit::{Exit, Fail};
+use crate::metadata::{self, AttemptError};
+
+/// What to look up, and how long to wait.
+#[derive(Debug)]
+pub struct PeerQuery<'a> {
+    pub mode: PeerMode,
+    /// The DNS name (`--peer-query`, else the service name).
+    pub name: &'a str,
+    pub dns_server: Option<SocketAddr>,
+    /// `--wait-peers N`: wait until at least N others are known.
+    pub wait: usize,
+    /// The metadata base URL, for `--peers metadata`.
+    pub metadata_url: &'a str,
+    /// This node's address, excluded from the answer.
+    pub self_ip: IpAddr,
+    pub started: Instant,
+    pub deadline: Instant,
+}
+
+/// The other peers' addresses: sorted, unique, self excluded.
+pub fn discover(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
+    match query.mode {
+        PeerMode::None => Ok(Vec::new()),
+        PeerMode::Dns => from_dns(query),
+        PeerMode::Metadata => from_metadata(query),
+    }
+}
+
+/// One DNS look, or (with `--wait-peers`) looks until enough peers are known.
+fn from_dns(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
+    let name = dns::QueryName::parse(query.name).map_err(|e| Fail::new(Exit::Usage, e))?;
+    if query.wait == 0 {
+        // A single look, bounded by the resolver's own timeouts (resolv.conf's `timeout` and
+        // `attempts`), not by --timeout: that deadline is for metadata and --wait-peers.
+        return Ok(match dns::lookup(&name, query.dns_server, None) {
+            Ok(found) => alone_is_normal(query, others(found, query.self_ip), None),
+            Err(dns::Miss::NoAddresses(why)) => alone_is_normal(query, Vec::new(), Some(&why)),
+            Err(dns::Miss::Failed(error)) => {
+                log::warn!("cannot look up peers: {error:#}; booting without peers");
+                Vec::new()
+            }
+        });
+    }
+    metadata::retry("peers", query.started, query.deadline, |_| {
+        let found = match dns::lookup(&name, query.dns_server, Some(query.deadline)) {
+            Ok(found) => found,
+            Err(dns::Miss::NoAddresses(why)) => return Err(too_few(query, &[], Some(&why))),
+            Err(dns::Miss::Failed(error)) => return Err(AttemptError::Unavailable(error)),
+        };
+        enough(query, others(found, query.self_ip))
+    })
+}
+
+/// Asks metadata for the service's containers, retrying like the identity request does.
+fn from_metadata(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
+    let client = metadata::Client::new();
+    let urls = service::Urls::new(query.metadata_url);
+    let mut next = 0;
+    let peers = metadata::retry("peers", query.started, query.deadline, |_| {
+        let found = service::fetch(&client, &urls, &mut next, query.self_ip, query.deadline)?;
+        if query.wait == 0 { Ok(found) } else { enough(query, found) }
+    })?;
+    if peers.is_empty() {
+        log::info!("no peers yet: self/service lists no running container but this one");
+    } else {
+        log::debug!("peers from self/service: {}", list(&peers));
+    }
+    Ok(peers)
+}
+
+/// The addresses other than this node's, sorted and unique.
+fn others(found: BTreeSet<IpAddr>, self_ip: IpAddr) -> Vec<IpAddr> {
+    found.into_iter().filter(|ip| *ip != self_ip).collect()
+}
+
+/// Passes the DNS peers through, with the one info line when there are none.
+fn alone_is_normal(query: &PeerQuery<'_>, peers: Vec<IpAddr>, why: Option<&str>) -> Vec<IpAddr> {
+    if peers.is_empty() {
+        match why {
+            Some(why) => log::info!("no peers yet: {} has no addresses ({why})", query.name),
+            None => log::info!("no peers yet: {} lists no address but this node's ({})", query.name, query.self_ip),
+        }
+    } else {
+        log::debug!("peers of {}: {}", query.name, list(&peers));
+    }
+    peers
+}
+
+/// `Ok` once at least `--wait-peers` others are known; otherwise a failed attempt saying how many.
+fn enough(query: &PeerQuery<'_>, peers: Vec<IpAddr>) -> Result<Vec<IpAddr>, AttemptError> {
+    if peers.len() >= query.wait { Ok(peers) } else { Err(too_few(query, &peers, None)) }
+}
+
+fn too_few(query: &PeerQuery<'_>, peers: &[IpAddr], why: Option<&str>) -> AttemptError {
+    let mut message = format!("found {} of {} peers for {}", peers.len(), query.wait, query.name);
+    if !peers.is_empty() {
+        let _ = write!(message, " ({})", list(peers));
+    }
+    if let Some(why) = why {
+        let _ = write!(message, " ({why})");
+    }
+    AttemptError::Unavailable(anyhow!(message))
+}
+
+fn list(peers: &[IpAddr]) -> String {
+    peers.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn query(wait: usize) -> PeerQuery<'static> {
+        let now = Instant::now();
+        PeerQuery {
+            mode: PeerMode::Dns,
+            name: "web",
+            dns_server: None,
+            wait,
+            metadata_url: "http://127.0.0.1:1/2016-07-29",
+            self_ip: "10.0.0.2".parse().unwrap(),
+            started: now,
+            deadline: now + Duration::from_secs(1),
+        }
+    }
+
+    fn ips(list: &[&str]) -> BTreeSet<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn self_is_excluded_and_the_rest_sorted() {
+        let found = ips(&["10.0.0.10", "10.0.0.2", "fd00::1", "10.0.0.9", "10.0.0.10"]);
+        let peers = others(found, "10.0.0.2".parse().unwrap());
+        assert_eq!(list(&peers), "10.0.0.9 10.0.0.10 fd00::1");
+    }
+
+    #[test]
+    fn too_few_says_how_many_of_how_many() {
+        let q = query(2);
+        let err = enough(&q, vec!["10.0.0.9".parse().unwrap()]).unwrap_err();
+        assert!(matches!(err, AttemptError::Unavailable(_)));
+        assert_eq!(err.to_string(), "found 1 of 2 peers for web (10.0.0.9)");
+        let err = too_few(&q, &[], Some("NXDOMAIN"));
+        assert_eq!(err.to_string(), "found 0 of 2 peers for web (NXDOMAIN)");
+        assert!(enough(&q, vec!["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn none_looks_nothing_up() {
+        let mut q = query(5);
+        q.mode = PeerMode::None;
+        assert!(discover(&q).unwrap().is_empty());
+    }
+}
