@@ -2,6 +2,7 @@
 
 mod erlang;
 mod exec;
+mod fake_metadata;
 mod init;
 mod metadata;
 mod peers;

@@ -229,12 +229,15 @@ fn serve(server: &Server, stream: &TcpStream) {
             ("-".to_string(), "-".to_string(), Answer::error(Format::Text, status, message))
         }
     };
+    // Logged before the answer is sent, so that a client that has its answer finds the line;
+    // control characters from the client never reach the terminal.
+    let printable = |s: &str| s.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>();
+    eprintln!("fake-rancher-metadata: {caller} {} {} {}", printable(&method), printable(&target), answer.status);
     let mut writer = stream;
     let head_only = method == "HEAD";
     let _ = write_answer(&mut writer, &answer, head_only);
     let _ = writer.flush();
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    eprintln!("fake-rancher-metadata: {caller} {method} {target} {}", answer.status);
 }
 
 #[derive(Debug)]

@@ -1,0 +1,101 @@
+defmodule Hello.Poller do
+  @moduledoc """
+  The blog's clustering, kept as it was: every few seconds resolve `SERVICE_NAME` in DNS
+  (Rancher's DNS, or Docker's embedded DNS on a compose network, answers with the address of
+  every healthy container of the service) and `Node.connect/1` to `basename@ip` for each
+  address, where `basename` is the part of `NODE_NAME` before the `@`.
+
+  Both variables are exported by rancher-boot. The poller also writes its own node name to
+  `$HELLO_STATUS_DIR/self` and the connected nodes to `$HELLO_STATUS_DIR/nodes`, one per line
+  (default directory `/tmp/hello`), so that a test reads the cluster's view cheaply with
+  `docker exec CONTAINER cat /tmp/hello/nodes`.
+  """
+  use GenServer
+  require Logger
+
+  def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+
+  @impl true
+  def init(_opts) do
+    :ok = :net_kernel.monitor_nodes(true)
+
+    state = %{
+      service: System.get_env("SERVICE_NAME"),
+      basename: basename(),
+      interval: String.to_integer(System.get_env("HELLO_POLL_INTERVAL_MS", "2000")),
+      status_dir: System.get_env("HELLO_STATUS_DIR", "/tmp/hello")
+    }
+
+    Logger.info(
+      "hello: node #{Node.self()}, service #{inspect(state.service)}, " <>
+        "naming #{naming()}, polling every #{state.interval} ms"
+    )
+
+    File.mkdir_p!(state.status_dir)
+    write_atomically(Path.join(state.status_dir, "self"), "#{Node.self()}\n")
+    write_status(state)
+    send(self(), :poll)
+    {:ok, state}
+  end
+
+  @impl true
+  def handle_info(:poll, state) do
+    if Node.alive?() and state.service do
+      for ip <- resolve(state.service),
+          node = :"#{state.basename}@#{:inet.ntoa(ip)}",
+          node != Node.self(),
+          node not in Node.list() do
+        Node.connect(node)
+      end
+    end
+
+    write_status(state)
+    Process.send_after(self(), :poll, state.interval)
+    {:noreply, state}
+  end
+
+  def handle_info({:nodeup, node}, state) do
+    Logger.info("hello: nodeup #{node}, nodes #{inspect(Enum.sort(Node.list()))}")
+    write_status(state)
+    {:noreply, state}
+  end
+
+  def handle_info({:nodedown, node}, state) do
+    Logger.info("hello: nodedown #{node}, nodes #{inspect(Enum.sort(Node.list()))}")
+    write_status(state)
+    {:noreply, state}
+  end
+
+  # The addresses of the service, IPv4 and IPv6; none while the name does not resolve yet.
+  defp resolve(service) do
+    name = String.to_charlist(service)
+    :inet_res.lookup(name, :in, :a) ++ :inet_res.lookup(name, :in, :aaaa)
+  end
+
+  defp basename do
+    case System.get_env("NODE_NAME") do
+      nil -> Node.self() |> Atom.to_string() |> String.split("@") |> hd()
+      name -> name |> String.split("@") |> hd()
+    end
+  end
+
+  # How the node got its name: a `-hello_naming vm_args` flag is present only when the VM read
+  # the vm.args that rancher-boot rendered from rel/overlays/rancher/vm.args.
+  def naming do
+    case :init.get_argument(:hello_naming) do
+      {:ok, [[value] | _]} -> List.to_string(value)
+      _ -> "env"
+    end
+  end
+
+  defp write_status(state) do
+    body = Node.list() |> Enum.map(&"#{&1}\n") |> Enum.sort() |> Enum.join()
+    write_atomically(Path.join(state.status_dir, "nodes"), body)
+  end
+
+  defp write_atomically(path, body) do
+    tmp = path <> ".tmp"
+    File.write!(tmp, body)
+    File.rename!(tmp, path)
+  end
+end

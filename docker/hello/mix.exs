@@ -1,0 +1,28 @@
+defmodule Hello.MixProject do
+  use Mix.Project
+
+  # The example release of rancher-boot: a node that clusters the blog's way, by resolving
+  # its service name in DNS every few seconds and connecting to `basename@ip` for each address.
+  def project do
+    [
+      app: :hello,
+      version: "0.1.0",
+      elixir: "~> 1.14",
+      start_permanent: Mix.env() == :prod,
+      deps: [],
+      releases: [
+        hello: [
+          include_executables_for: [:unix],
+          # ERTS is bundled, so the runtime image needs no Erlang package (only libc, libstdc++,
+          # libtinfo and zlib, which a Debian minbase holds).
+          include_erts: true,
+          strip_beams: true
+        ]
+      ]
+    ]
+  end
+
+  def application do
+    [extra_applications: [:logger], mod: {Hello.Application, []}]
+  end
+end
