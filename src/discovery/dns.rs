@@ -1,42 +1,65 @@
-//! DNS peers: the A and AAAA records of one name, asked through hickory-resolver the way the C
-//! library would ask (resolv.conf's nameservers, `search` list, `ndots`, `timeout`, `attempts`,
-//! `edns0`; a truncated UDP answer is asked again over TCP).
+//! DNS peers: the A and AAAA records of one name, asked the way the C library's stub resolver
+//! asks (glibc's and musl's, which is what the containers' own programs already do).
 //!
-//! Each look builds everything afresh: resolv.conf is read again (in a container it can be
-//! written after the entrypoint starts), and the resolver runs on a current-thread tokio runtime
-//! of its own that is dropped before the look returns. Dropping a current-thread runtime drops
-//! the tasks it still holds (their sockets close) and joins its blocking pool, which hickory
-//! never uses anyway; the runtime installs no signal handler and touches no environment
-//! variable. So nothing of it is left when the boot goes on to exec or, with `--init`, to fork.
+//! This file owns the look itself: which names to try (the `search` list and `ndots`), the
+//! exchange with the servers (UDP, then TCP when the answer is truncated), and what an answer
+//! means for peers. [`resolv_conf`](super::resolv_conf) reads the configuration and
+//! [`wire`](super::wire) the packets; both are pure.
+//!
+//! Why not hickory-resolver: it and the tokio runtime it needs (with moka, idna, url, …) were
+//! 760 KB of a 1.5 MB size budget (SPEC 13) and 0.5 ms of every boot, to ask A and AAAA of one
+//! name once. What the look needs is small, and std has it: blocking sockets with timeouts.
+//!
+//! How a look goes:
+//! - Candidates: a name ending in `.` is asked as it is, only. Otherwise, with at least `ndots`
+//!   dots it is asked as it is first and then with each search domain appended; with fewer, the
+//!   search domains come first and the name as it is last. The first candidate with any address
+//!   wins; NXDOMAIN and NODATA go on to the next one. A server failure (SERVFAIL, REFUSED, …)
+//!   goes on too, as glibc does, but a look that finds nothing after one is a failure, not "no
+//!   peers". A timeout or a network error ends the look.
+//! - For each candidate, A and AAAA are sent together on one UDP socket per server (each with a
+//!   random id; a connected socket drops datagrams from any other address, and answers with
+//!   another id are ignored). For each of `attempts` rounds, each server in turn gets `timeout`
+//!   to answer, as glibc does. There is no EDNS, so the server answers within 512 bytes and sets
+//!   TC when it cannot; that query is then asked again over TCP.
+//! - `deadline`, when given, bounds everything: no wait goes past it (but a look always gets at
+//!   least [`MIN_LOOK`], so that the last attempt of `--wait-peers` is a real one).
 //!
 //! Deliberately left out: `/etc/hosts` (peers are a DNS question; in a container that file holds
-//! the container itself), caching across looks, and any filtering of the answer: loopback
+//! the container itself), caching across looks (each look reads resolv.conf again: in a container
+//! it can be written after the entrypoint starts), and any filtering of the answer: loopback
 //! addresses are valid peers on one machine. Excluding this node is the caller's job.
+//! Nothing outlives a look: no thread, no socket.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::fs;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::anyhow;
-use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::NetError;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::Name;
-use hickory_resolver::{Resolver, system_conf};
 
+use super::resolv_conf::{DNS_PORT, ResolvConf, parse_resolv_conf};
+use super::wire::{self, Answer, NOERROR, NXDOMAIN, Qtype};
 use crate::exec::describe_io_error;
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// The least time a look with a deadline gets, even at or past the deadline.
+const MIN_LOOK: Duration = Duration::from_millis(50);
+/// A UDP answer without EDNS is at most 512 bytes (RFC 1035 4.2.1).
+const UDP_SIZE: usize = 512;
+const QTYPES: [Qtype; 2] = [Qtype::A, Qtype::Aaaa];
 
 /// The name to look up, checked once before any look.
 #[derive(Debug)]
 pub(super) struct QueryName {
-    name: Name,
+    /// As given, for messages.
+    text: String,
+    /// Without the trailing dot.
+    bare: String,
+    /// Had a trailing dot: asked as it is, never searched.
+    absolute: bool,
 }
 
 impl QueryName {
@@ -47,9 +70,26 @@ impl QueryName {
         if text.is_empty() || text == "." {
             anyhow::bail!("the peer query \"{}\" is not a DNS name", shown());
         }
-        let name =
-            Name::from_str(text).map_err(|e| anyhow!("the peer query \"{}\" is not a DNS name: {e}", shown()))?;
-        Ok(QueryName { name })
+        wire::encode_name(text).map_err(|e| anyhow!("the peer query \"{}\" is not a DNS name: {e}", shown()))?;
+        let bare = text.strip_suffix('.').unwrap_or(text);
+        Ok(QueryName { text: text.to_owned(), bare: bare.to_owned(), absolute: bare.len() < text.len() })
+    }
+
+    /// The names to ask, in order.
+    fn candidates(&self, conf: &ResolvConf) -> Vec<String> {
+        if self.absolute {
+            return vec![self.bare.clone()];
+        }
+        let searched = conf.search.iter().map(|domain| format!("{}.{domain}", self.bare)).filter(|candidate| {
+            let fits = wire::encode_name(candidate).is_ok();
+            if !fits {
+                log::debug!("not asking {candidate}: not a name that can be asked");
+            }
+            fits
+        });
+        let as_is = std::iter::once(self.bare.clone());
+        let dots = self.bare.matches('.').count();
+        if dots >= conf.ndots as usize { as_is.chain(searched).collect() } else { searched.chain(as_is).collect() }
     }
 }
 
@@ -69,121 +109,356 @@ pub(super) fn lookup(
     server: Option<SocketAddr>,
     deadline: Option<Instant>,
 ) -> Result<BTreeSet<IpAddr>, Miss> {
-    let (config, options) = configure(server)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Miss::Failed(anyhow!("cannot start the DNS runtime: {}", describe_io_error(&e))))?;
-    let answer = runtime.block_on(async {
-        let resolver =
-            Resolver::builder_with_config(config, TokioRuntimeProvider::default()).with_options(options).build()?;
-        let look = resolver.lookup_ip(name.name.clone());
-        match deadline {
-            None => look.await,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-                tokio::time::timeout(left, look).await.unwrap_or(Err(NetError::Timeout))
+    let end = deadline.map(|deadline| deadline.max(Instant::now() + MIN_LOOK));
+    let conf = configure(server)?;
+    let mut stub = Stub::new(&conf, end);
+    let mut nodata = false;
+    let mut server_failure = None;
+    for candidate in name.candidates(&conf) {
+        match stub.resolve(&candidate) {
+            Ok(Found::Addresses(addresses)) => {
+                let found: BTreeSet<IpAddr> = addresses.into_iter().collect();
+                log::debug!(
+                    "{} resolves (as {candidate}.) to {}",
+                    name.text,
+                    found.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
+                );
+                return Ok(found);
             }
-        }
-    });
-    // Explicit, because it is the point: the runtime and every task and socket of it end here.
-    drop(runtime);
-
-    match answer {
-        Ok(answer) => {
-            let found: BTreeSet<IpAddr> = answer.iter().collect();
-            log::debug!(
-                "{} resolves (as {}) to {}",
-                name.name,
-                answer.query().name(),
-                found.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
-            );
-            if found.is_empty() {
-                return Err(Miss::NoAddresses("no A or AAAA record".into()));
+            Ok(Found::NoData) => nodata = true,
+            Ok(Found::NxDomain) => {}
+            Err(failure @ Failure::Server(_)) => {
+                log::debug!("looking up {candidate}.: {failure}");
+                server_failure = Some(failure);
             }
-            Ok(found)
+            Err(failure) => return Err(Miss::Failed(anyhow!("looking up {}: {failure}", name.text))),
         }
-        Err(e) if e.is_nx_domain() => Err(Miss::NoAddresses("NXDOMAIN".into())),
-        Err(e) if e.is_no_records_found() => Err(Miss::NoAddresses("no A or AAAA record".into())),
-        Err(e) => Err(Miss::Failed(anyhow!("looking up {}: {e}", name.name))),
+    }
+    match server_failure {
+        Some(failure) => Err(Miss::Failed(anyhow!("looking up {}: {failure}", name.text))),
+        None if nodata => Err(Miss::NoAddresses("no A or AAAA record".into())),
+        None => Err(Miss::NoAddresses("NXDOMAIN".into())),
     }
 }
 
-/// The resolver's configuration: resolv.conf as the C library reads it, `--dns-server` in place
-/// of its nameservers.
-fn configure(server: Option<SocketAddr>) -> Result<(ResolverConfig, ResolverOpts), Miss> {
-    let text = match fs::read(RESOLV_CONF) {
-        Ok(text) => Some(text),
+/// The configuration of one look: resolv.conf as the C library reads it, `--dns-server` in place
+/// of its nameservers, 127.0.0.1 if it names none.
+fn configure(server: Option<SocketAddr>) -> Result<ResolvConf, Miss> {
+    let mut conf = match fs::read(RESOLV_CONF) {
+        Ok(text) => parse_resolv_conf(&String::from_utf8_lossy(&text)),
         Err(e) if server.is_some() => {
             log::debug!(
                 "{RESOLV_CONF}: {}; asking {} without a search list",
                 describe_io_error(&e),
                 server_text(server)
             );
-            None
+            ResolvConf::default()
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Miss::NoAddresses(format!("no {RESOLV_CONF} yet")));
         }
         Err(e) => return Err(Miss::Failed(anyhow!("cannot read {RESOLV_CONF}: {}", describe_io_error(&e)))),
     };
-    let (config, mut options) = match (text, server) {
-        (Some(text), None) => parse(&text)?,
-        (Some(mut text), Some(server)) => {
-            // hickory refuses a resolv.conf without nameservers, and these are replaced anyway.
-            text.extend_from_slice(b"\nnameserver 127.0.0.1\n");
-            let (config, options) = parse(&text)?;
-            let (domain, search, _) = config.into_parts();
-            (ResolverConfig::from_parts(domain, search, vec![name_server(server)]), options)
-        }
-        (None, Some(server)) => {
-            let mut options = ResolverOpts::default();
-            options.edns0 = false; // as the C library does without `options edns0`
-            (ResolverConfig::from_parts(None, Vec::new(), vec![name_server(server)]), options)
-        }
-        (None, None) => unreachable!("a missing resolv.conf without --dns-server returned above"),
-    };
-    // resolv.conf's `attempts` counts every try (default 2); hickory's counts the retries after the
-    // first. Without this a silent server would hold the boot for 3 × `timeout` instead of 2 ×.
-    options.attempts = options.attempts.saturating_sub(1);
-    options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-    options.use_hosts_file = ResolveHosts::Never;
-    Ok((config, options))
-}
-
-fn parse(text: &[u8]) -> Result<(ResolverConfig, ResolverOpts), Miss> {
-    system_conf::parse_resolv_conf(text).map_err(|e| Miss::Failed(anyhow!("cannot use {RESOLV_CONF}: {e}")))
-}
-
-/// One server, UDP first and TCP for truncated answers, on the port given.
-fn name_server(server: SocketAddr) -> NameServerConfig {
-    let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-        .into_iter()
-        .map(|mut connection| {
-            connection.port = server.port();
-            connection
-        })
-        .collect();
-    NameServerConfig::new(server.ip(), true, connections)
+    if let Some(server) = server {
+        conf.nameservers = vec![server];
+    } else if conf.nameservers.is_empty() {
+        log::debug!("{RESOLV_CONF} names no nameserver; asking 127.0.0.1, as the C library does");
+        conf.nameservers = vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), DNS_PORT)];
+    }
+    Ok(conf)
 }
 
 fn server_text(server: Option<SocketAddr>) -> String {
     server.map(|s| s.to_string()).unwrap_or_default()
 }
 
+/// What one candidate name has.
+#[derive(Debug)]
+enum Found {
+    Addresses(Vec<IpAddr>),
+    NxDomain,
+    /// The name exists, without A or AAAA records.
+    NoData,
+}
+
+/// Why a candidate could not be asked.
+#[derive(Debug)]
+enum Failure {
+    Timeout,
+    /// The server answered, with an error (SERVFAIL, REFUSED, …).
+    Server(String),
+    /// A socket error (ICMP port unreachable, no route, …), or an answer that makes no sense.
+    Network(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Timeout => f.write_str("request timed out"),
+            Failure::Server(why) | Failure::Network(why) => f.write_str(why),
+        }
+    }
+}
+
+fn network(server: SocketAddr, e: &io::Error) -> Failure {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::Timeout,
+        _ => Failure::Network(format!("{server}: {}", describe_io_error(e))),
+    }
+}
+
+/// The time left until `end`, if any (at least a millisecond: a zero socket timeout is an error).
+fn left(end: Instant) -> Option<Duration> {
+    let left = end.saturating_duration_since(Instant::now());
+    (left >= Duration::from_millis(1)).then_some(left)
+}
+
+/// The resolver of one look: the servers, their sockets (opened when first needed, closed when
+/// the look ends), the options, and the query ids.
+struct Stub<'a> {
+    servers: &'a [SocketAddr],
+    sockets: Vec<Option<UdpSocket>>,
+    timeout: Duration,
+    attempts: u32,
+    end: Option<Instant>,
+    ids: QueryIds,
+}
+
+impl<'a> Stub<'a> {
+    fn new(conf: &'a ResolvConf, end: Option<Instant>) -> Self {
+        Stub {
+            servers: &conf.nameservers,
+            sockets: conf.nameservers.iter().map(|_| None).collect(),
+            timeout: conf.timeout,
+            attempts: conf.attempts,
+            end,
+            ids: QueryIds::new(),
+        }
+    }
+
+    /// A and AAAA of `name`: `attempts` rounds over the servers, until both are answered.
+    fn resolve(&mut self, name: &str) -> Result<Found, Failure> {
+        let ids = self.ids.pair();
+        let mut queries = Vec::with_capacity(2);
+        for (id, qtype) in ids.into_iter().zip(QTYPES) {
+            queries.push(wire::build_query(id, name, qtype).map_err(|e| Failure::Network(e.to_string()))?);
+        }
+        let mut answers: [Option<Answer>; 2] = [None, None];
+        let mut failure = Failure::Timeout;
+        'rounds: for _ in 0..self.attempts {
+            for server in 0..self.servers.len() {
+                if self.end.is_some_and(|end| left(end).is_none()) {
+                    break 'rounds;
+                }
+                match self.exchange(server, name, ids, &queries, &mut answers) {
+                    Ok(()) => break 'rounds,
+                    // One query found addresses and the server refused the other (dnsmasq without
+                    // an upstream refuses AAAA of a name it has only A for): take what was found,
+                    // as glibc does, instead of asking again.
+                    Err(why @ Failure::Server(_)) if answers.iter().flatten().any(|a| !a.addresses.is_empty()) => {
+                        failure = why;
+                        break 'rounds;
+                    }
+                    Err(why) => failure = why,
+                }
+            }
+        }
+        if let [Some(a), Some(aaaa)] = &answers {
+            let addresses: Vec<IpAddr> = a.addresses.iter().chain(&aaaa.addresses).copied().collect();
+            return Ok(if !addresses.is_empty() {
+                Found::Addresses(addresses)
+            } else if a.rcode == NXDOMAIN || aaaa.rcode == NXDOMAIN {
+                Found::NxDomain
+            } else {
+                Found::NoData
+            });
+        }
+        // One of the two never came: what the other found is still peers.
+        let partial: Vec<IpAddr> =
+            answers.iter().flatten().flat_map(|answer| answer.addresses.iter().copied()).collect();
+        if partial.is_empty() {
+            return Err(failure);
+        }
+        log::debug!("looking up {name}.: using a partial answer; the other query failed: {failure}");
+        Ok(Found::Addresses(partial))
+    }
+
+    /// Sends the queries not answered yet to one server and waits for its answers, at most
+    /// `timeout`. `Ok` once every query is answered.
+    fn exchange(
+        &mut self,
+        server: usize,
+        name: &str,
+        ids: [u16; 2],
+        queries: &[Vec<u8>],
+        answers: &mut [Option<Answer>; 2],
+    ) -> Result<(), Failure> {
+        let addr = self.servers.get(server).copied().ok_or(Failure::Timeout)?;
+        let limit = self.limit();
+        let socket = self.socket(server)?;
+        let mut waiting = [false; 2];
+        for (i, query) in queries.iter().enumerate() {
+            if answers[i].is_none() {
+                socket.send(query).map_err(|e| network(addr, &e))?;
+                waiting[i] = true;
+            }
+        }
+        let mut failure = Failure::Timeout;
+        let mut buffer = [0u8; UDP_SIZE];
+        while waiting.contains(&true) {
+            let left = left(limit).ok_or(Failure::Timeout)?;
+            socket.set_read_timeout(Some(left)).map_err(|e| network(addr, &e))?;
+            let datagram = match socket.recv(&mut buffer) {
+                Ok(len) => buffer.get(..len).unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(network(addr, &e)),
+            };
+            for i in 0..2 {
+                if !waiting[i] {
+                    continue;
+                }
+                let answer = match wire::parse_response(datagram, ids[i], name, QTYPES[i]) {
+                    Ok(answer) => answer,
+                    Err(wire::Error::WrongId(_)) => continue,
+                    Err(e) => {
+                        // Could be a forgery that guessed the id: wait on for the real answer.
+                        log::debug!("{addr}: ignoring an answer for {name}. {}: {e}", QTYPES[i]);
+                        failure = Failure::Network(format!("{addr}: malformed answer: {e}"));
+                        continue;
+                    }
+                };
+                waiting[i] = false;
+                let answer = if answer.truncated {
+                    log::debug!("{addr}: the answer for {name}. {} is truncated; asking over TCP", QTYPES[i]);
+                    match tcp_exchange(addr, &queries[i], ids[i], name, QTYPES[i], limit) {
+                        Ok(answer) => answer,
+                        Err(why) => {
+                            failure = why;
+                            continue;
+                        }
+                    }
+                } else {
+                    answer
+                };
+                if answer.rcode == NOERROR || answer.rcode == NXDOMAIN {
+                    answers[i] = Some(answer);
+                } else {
+                    failure = Failure::Server(format!("{addr} answered {}", wire::rcode_name(answer.rcode)));
+                }
+            }
+        }
+        if answers.iter().all(Option::is_some) { Ok(()) } else { Err(failure) }
+    }
+
+    /// When one server's turn ends: `timeout` from now, or the deadline if sooner.
+    fn limit(&self) -> Instant {
+        let turn = Instant::now() + self.timeout;
+        self.end.map_or(turn, |end| end.min(turn))
+    }
+
+    /// The connected UDP socket for a server, opened on first use.
+    fn socket(&mut self, server: usize) -> Result<&UdpSocket, Failure> {
+        let addr = self.servers.get(server).copied().ok_or(Failure::Timeout)?;
+        let slot = self.sockets.get_mut(server).ok_or(Failure::Timeout)?;
+        if slot.is_none() {
+            let local: SocketAddr = match addr {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let socket = UdpSocket::bind(local).map_err(|e| network(addr, &e))?;
+            socket.connect(addr).map_err(|e| network(addr, &e))?;
+            *slot = Some(socket);
+        }
+        slot.as_ref().ok_or(Failure::Timeout)
+    }
+}
+
+/// One query over TCP (RFC 1035 4.2.2: a two-byte length before each message), until `limit`.
+fn tcp_exchange(
+    addr: SocketAddr,
+    query: &[u8],
+    id: u16,
+    name: &str,
+    qtype: Qtype,
+    limit: Instant,
+) -> Result<Answer, Failure> {
+    let fail = |e: io::Error| network(addr, &e);
+    let mut stream = TcpStream::connect_timeout(&addr, left(limit).ok_or(Failure::Timeout)?).map_err(fail)?;
+    let _ = stream.set_nodelay(true);
+    let length = u16::try_from(query.len()).map_err(|_| Failure::Network("query too long".into()))?;
+    let mut message = Vec::with_capacity(query.len() + 2);
+    message.extend_from_slice(&length.to_be_bytes());
+    message.extend_from_slice(query);
+    stream.set_write_timeout(Some(left(limit).ok_or(Failure::Timeout)?)).map_err(fail)?;
+    stream.write_all(&message).map_err(fail)?;
+    let mut length = [0u8; 2];
+    read_until(&mut stream, &mut length, limit).map_err(fail)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    read_until(&mut stream, &mut answer, limit).map_err(fail)?;
+    wire::parse_response(&answer, id, name, qtype)
+        .map_err(|e| Failure::Network(format!("{addr}: malformed answer over TCP: {e}")))
+}
+
+/// Fills `buffer`, each read bounded by the time left until `limit`.
+fn read_until(stream: &mut TcpStream, buffer: &mut [u8], limit: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let left = left(limit).ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
+        stream.set_read_timeout(Some(left))?;
+        let rest = buffer.get_mut(filled..).unwrap_or_default();
+        match stream.read(rest) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the answer")),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Query ids: xorshift64* seeded from the clock and the pid (as [`crate::metadata::Backoff`]), so
+/// that an off-path guess is 1 in 65536 per query and two containers booting together differ.
+#[derive(Debug)]
+struct QueryIds(u64);
+
+impl QueryIds {
+    fn new() -> Self {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        QueryIds((nanos ^ (u64::from(std::process::id()) << 32)) | 1)
+    }
+
+    fn next(&mut self) -> u16 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 48) as u16
+    }
+
+    /// Two different ids, for the A and the AAAA query.
+    fn pair(&mut self) -> [u16; 2] {
+        let a = self.next();
+        let mut aaaa = self.next();
+        if aaaa == a {
+            aaaa ^= 1;
+        }
+        [a, aaaa]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
 
-    /// The threads of this process that belong to a tokio runtime (named `tokio-runtime-w…`).
-    fn runtime_threads() -> usize {
-        fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|task| fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.starts_with("tokio-runtime"))
-            .count()
+    fn conf(search: &[&str], ndots: u32) -> ResolvConf {
+        ResolvConf { search: search.iter().map(|s| s.to_string()).collect(), ndots, ..ResolvConf::default() }
+    }
+
+    fn candidates(name: &str, conf: &ResolvConf) -> Vec<String> {
+        QueryName::parse(name).unwrap().candidates(conf)
     }
 
     #[test]
@@ -191,30 +466,210 @@ mod tests {
         assert!(QueryName::parse("").is_err());
         assert!(QueryName::parse(".").is_err());
         assert!(QueryName::parse("a..b").is_err());
-        assert!(!QueryName::parse("my-hello-service").unwrap().name.is_fqdn());
-        assert!(QueryName::parse("web.demo.rancher.internal.").unwrap().name.is_fqdn());
+        assert!(QueryName::parse("a b").is_err());
+        let message = QueryName::parse(&"x".repeat(64)).unwrap_err().to_string();
+        assert!(message.starts_with("the peer query \"xxx") && message.contains("longer than 63"), "{message}");
+        assert!(!QueryName::parse("my-hello-service").unwrap().absolute);
+        assert!(QueryName::parse("web.demo.rancher.internal.").unwrap().absolute);
     }
 
     #[test]
-    fn the_given_server_and_port_are_used_for_udp_and_tcp() {
-        let server = name_server("127.0.0.1:5353".parse().unwrap());
-        assert_eq!(server.ip.to_string(), "127.0.0.1");
-        assert_eq!(server.connections.len(), 2);
-        assert!(server.connections.iter().all(|c| c.port == 5353));
+    fn the_search_list_and_ndots_order_the_candidates() {
+        let two = conf(&["demo.test", "test"], 1);
+        assert_eq!(candidates("svc", &two), ["svc.demo.test", "svc.test", "svc"]);
+        assert_eq!(candidates("svc.demo", &two), ["svc.demo", "svc.demo.demo.test", "svc.demo.test"]);
+        assert_eq!(candidates("svc.", &two), ["svc"]);
+        assert_eq!(candidates("svc.demo", &conf(&["test"], 2)), ["svc.demo.test", "svc.demo"]);
+        assert_eq!(candidates("svc.demo", &conf(&[], 5)), ["svc.demo"]);
+        assert_eq!(candidates("svc", &conf(&["test"], 0)), ["svc", "svc.test"]);
+        // A search domain that would make the name too long, or that is not a name, is skipped.
+        let long = "d".repeat(63);
+        let odd = conf(&[&format!("{long}.{long}.{long}.{long}"), "bad domain", "ok"], 1);
+        assert_eq!(candidates("svc", &odd), ["svc.ok", "svc"]);
     }
 
     #[test]
-    fn a_server_that_never_answers_times_out_and_leaves_no_thread() {
+    fn query_ids_differ() {
+        let mut ids = QueryIds(1);
+        let pairs: Vec<[u16; 2]> = (0..100).map(|_| ids.pair()).collect();
+        assert!(pairs.iter().all(|[a, b]| a != b));
+        let distinct: BTreeSet<u16> = pairs.iter().flatten().copied().collect();
+        assert!(distinct.len() > 190, "{}", distinct.len());
+    }
+
+    /// A test server on loopback: answers each UDP query with what `reply` makes of it (none: no
+    /// answer), for `count` queries.
+    fn udp_server(count: usize, reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static) -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut buffer = [0u8; 512];
+            for _ in 0..count {
+                let Ok((len, from)) = socket.recv_from(&mut buffer) else { return };
+                for datagram in reply(&buffer[..len]) {
+                    let _ = socket.send_to(&datagram, from);
+                }
+            }
+        });
+        addr
+    }
+
+    /// The answer to `query` with `rcode`, TC as given, and one A or AAAA record per address.
+    fn answer_to(query: &[u8], rcode: u8, truncated: bool, addresses: &[IpAddr]) -> Vec<u8> {
+        let mut packet = query.to_vec();
+        packet[2] |= 0x80 | if truncated { 0x02 } else { 0 };
+        packet[3] = 0x80 | rcode;
+        let qtype = u16::from_be_bytes([packet[packet.len() - 4], packet[packet.len() - 3]]);
+        let mut count = 0u16;
+        for address in addresses {
+            let (rtype, rdata) = match address {
+                IpAddr::V4(v4) => (1u16, v4.octets().to_vec()),
+                IpAddr::V6(v6) => (28u16, v6.octets().to_vec()),
+            };
+            if rtype != qtype {
+                continue;
+            }
+            count += 1;
+            packet.extend_from_slice(&[0xC0, 12]);
+            packet.extend_from_slice(&rtype.to_be_bytes());
+            packet.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            packet.extend_from_slice(&rdata);
+        }
+        packet[6..8].copy_from_slice(&count.to_be_bytes());
+        packet
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    fn resolve(servers: &[SocketAddr], name: &str, timeout_ms: u64) -> Result<Found, Failure> {
+        let conf = ResolvConf {
+            nameservers: servers.to_vec(),
+            timeout: Duration::from_millis(timeout_ms),
+            ..ResolvConf::default()
+        };
+        let mut stub = Stub::new(&conf, Some(Instant::now() + Duration::from_secs(5)));
+        stub.resolve(name)
+    }
+
+    #[test]
+    fn foreign_ids_and_forgeries_are_ignored_and_both_families_kept() {
+        let found = ips(&["10.0.0.1", "fd00::1"]);
+        let server = udp_server(2, move |query| {
+            let mut wrong_id = answer_to(query, 0, false, &ips(&["10.6.6.6"]));
+            wrong_id[0] ^= 0xFF;
+            let mut other_question = answer_to(query, 0, false, &ips(&["10.6.6.7"]));
+            other_question[13] = b'x';
+            vec![wrong_id, other_question, b"junk".to_vec(), answer_to(query, 0, false, &found)]
+        });
+        match resolve(&[server], "web.test", 2000) {
+            Ok(Found::Addresses(addresses)) => assert_eq!(addresses, ips(&["10.0.0.1", "fd00::1"])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nxdomain_and_nodata() {
+        let server = udp_server(2, |query| vec![answer_to(query, 3, false, &[])]);
+        assert!(matches!(resolve(&[server], "web.test", 2000), Ok(Found::NxDomain)));
+        let server = udp_server(2, |query| vec![answer_to(query, 0, false, &[])]);
+        assert!(matches!(resolve(&[server], "web.test", 2000), Ok(Found::NoData)));
+    }
+
+    #[test]
+    fn servfail_and_silence_move_on_to_the_next_server() {
+        let failing = udp_server(2, |query| vec![answer_to(query, 2, false, &[])]);
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let good = udp_server(2, |query| vec![answer_to(query, 0, false, &ips(&["10.0.0.3"]))]);
+        let started = Instant::now();
+        let found = resolve(&[failing, silent.local_addr().unwrap(), good], "web.test", 300);
+        assert!(matches!(found, Ok(Found::Addresses(ref a)) if *a == ips(&["10.0.0.3"])), "{found:?}");
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+
+        let failing = udp_server(4, |query| vec![answer_to(query, 5, false, &[])]);
+        let failure = resolve(&[failing], "web.test", 300).unwrap_err();
+        assert_eq!(failure.to_string(), format!("{failing} answered REFUSED"));
+    }
+
+    #[test]
+    fn addresses_of_one_family_are_kept_when_the_other_is_refused() {
+        let queries = Arc::new(AtomicUsize::new(0));
+        let counter = queries.clone();
+        let server = udp_server(4, move |query| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let aaaa = query[query.len() - 3] == 28;
+            vec![if aaaa { answer_to(query, 5, false, &[]) } else { answer_to(query, 0, false, &ips(&["10.0.0.7"])) }]
+        });
+        match resolve(&[server], "web.test", 2000) {
+            Ok(Found::Addresses(addresses)) => assert_eq!(addresses, ips(&["10.0.0.7"])),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(queries.load(Ordering::SeqCst), 2, "asked again although the answer was in hand");
+    }
+
+    #[test]
+    fn a_closed_port_fails_fast() {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let started = Instant::now();
+        let failure = resolve(&[closed], "web.test", 2000).unwrap_err();
+        assert!(failure.to_string().contains("Connection refused"), "{failure}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_truncated_answer_is_asked_again_over_tcp() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let udp = UdpSocket::bind(addr).unwrap();
+        let many: Vec<IpAddr> = (1..=60).map(|i| IpAddr::V4(Ipv4Addr::new(10, 2, 0, i))).collect();
+        let few = many[..3].to_vec();
+        thread::spawn(move || {
+            let mut buffer = [0u8; 512];
+            for _ in 0..2 {
+                let (len, from) = udp.recv_from(&mut buffer).unwrap();
+                let _ = udp.send_to(&answer_to(&buffer[..len], 0, true, &few), from);
+            }
+        });
+        let tcp_many = many.clone();
+        thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut length = [0u8; 2];
+                stream.read_exact(&mut length).unwrap();
+                let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                stream.read_exact(&mut query).unwrap();
+                let answer = answer_to(&query, 0, false, &tcp_many);
+                // In two writes, to make the reader put it together.
+                stream.write_all(&(answer.len() as u16).to_be_bytes()).unwrap();
+                stream.write_all(&answer[..7]).unwrap();
+                thread::sleep(Duration::from_millis(20));
+                stream.write_all(&answer[7..]).unwrap();
+            }
+        });
+        match resolve(&[addr], "big.test", 2000) {
+            Ok(Found::Addresses(addresses)) => assert_eq!(addresses, many),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out_at_the_deadline() {
         // A bound UDP socket that reads nothing: the look can only end by the deadline.
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         let name = QueryName::parse("peers.test.").unwrap();
-        let before = runtime_threads();
         let started = Instant::now();
         let miss = lookup(&name, Some(silent.local_addr().unwrap()), Some(started + Duration::from_millis(300)));
         let elapsed = started.elapsed();
-        assert!(matches!(miss, Err(Miss::Failed(_))), "{miss:?}");
+        assert!(matches!(&miss, Err(Miss::Failed(e)) if e.to_string().ends_with("request timed out")), "{miss:?}");
         assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3), "{elapsed:?}");
-        assert_eq!(runtime_threads(), before);
-        assert_eq!(before, 0);
+        // At or past the deadline, a look still gets MIN_LOOK, and no more.
+        let started = Instant::now();
+        let miss = lookup(&name, Some(silent.local_addr().unwrap()), Some(started - Duration::from_secs(1)));
+        let elapsed = started.elapsed();
+        assert!(matches!(miss, Err(Miss::Failed(_))), "{miss:?}");
+        assert!(elapsed >= MIN_LOOK - Duration::from_millis(5) && elapsed < Duration::from_secs(1), "{elapsed:?}");
     }
 }
