@@ -277,9 +277,14 @@ impl Cli {
     /// clap's own list of which options take a value.
     pub fn parse_args(argv: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
-        let command = Cli::command();
+        // The options alone: enough to find the split, and to parse the boot form, which is every
+        // container start. Building the full command copies each global option into every
+        // subcommand, which was half of a boot's instructions; the boot form has no subcommand.
+        let options_only = Options::augment_args(
+            clap::Command::new("rancher-boot").version(env!("CARGO_PKG_VERSION")).override_usage(USAGE),
+        );
         let takes_value = |name: &str| {
-            command.get_arguments().any(|arg| arg.get_long() == Some(name) && arg.get_action().takes_values())
+            options_only.get_arguments().any(|arg| arg.get_long() == Some(name) && arg.get_action().takes_values())
         };
         let mut i = 1;
         let mut split = None;
@@ -295,16 +300,14 @@ impl Cli {
             }
         }
         let Some(split) = split else {
-            let matches = command.try_get_matches_from(argv)?;
+            let matches = Cli::command().try_get_matches_from(argv)?;
             return Cli::from_arg_matches(&matches);
         };
         let mut argv = argv;
         let program = argv.split_off(split + 1);
         argv.truncate(split);
-        let matches = command.try_get_matches_from(argv)?;
-        let mut cli = Cli::from_arg_matches(&matches)?;
-        cli.program = Some(program);
-        Ok(cli)
+        let matches = options_only.try_get_matches_from(argv)?;
+        Ok(Cli { options: Options::from_arg_matches(&matches)?, command: None, program: Some(program) })
     }
 
     /// Checks the raw flags and turns them into a [`Config`].
@@ -414,13 +417,20 @@ fn basename_of(program: &OsStr) -> Result<String, Fail> {
     }
 }
 
-/// The name part of an Erlang node name: `[0-9A-Za-z_-]+`, at most 255 bytes.
+/// The longest basename that always makes a valid node name: Erlang atoms (and so node names)
+/// hold at most 255 characters, and `@` plus the longest IPv6 address take 40 of them.
+pub const MAX_NODE_BASENAME: usize = 255 - 1 - 39;
+
+/// The name part of an Erlang node name: `[0-9A-Za-z_-]+`, at most [`MAX_NODE_BASENAME`] bytes.
 pub fn check_node_basename(name: &str) -> anyhow::Result<()> {
     if name.is_empty() {
         anyhow::bail!("node basename is empty");
     }
-    if name.len() > 255 {
-        anyhow::bail!("node basename is {} bytes long (at most 255)", name.len());
+    if name.len() > MAX_NODE_BASENAME {
+        anyhow::bail!(
+            "node basename is {} bytes long (at most {MAX_NODE_BASENAME}, so that basename@ip fits in an Erlang atom)",
+            name.len()
+        );
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
         anyhow::bail!(

@@ -47,6 +47,11 @@ pub fn check_cookie(bytes: &[u8]) -> Result<String, String> {
             at + 1
         ));
     }
+    if matches!(bytes[0], b'-' | b'+') {
+        // erl would read `-setcookie -x` or `+x` as a flag of its own, and the node would run
+        // with another cookie without a word (distillery#117, elixir#13694).
+        return Err("the cookie starts with '-' or '+', which erl would read as a flag".into());
+    }
     // Only ASCII graphic bytes are left, so this is valid UTF-8.
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
@@ -70,5 +75,7 @@ mod tests {
             assert!(!why.contains("top") && !why.contains("secret"), "{why}");
         }
         assert!(check_cookie(&[b'a'; 256]).is_err());
+        assert!(check_cookie(b"-secret").is_err() && check_cookie(b"+secret").is_err());
+        assert!(check_cookie(b"se-cr+et").is_ok());
     }
 }

@@ -66,11 +66,7 @@ fn detect_ip() -> Result<IpAddr, Fail> {
 }
 
 fn usable(ip: IpAddr) -> bool {
-    let link_local = match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    };
-    !(ip.is_loopback() || ip.is_unspecified() || link_local)
+    crate::metadata::reachable(ip)
 }
 
 /// The interface of the lowest-metric IPv4 default route in /proc/net/route's format.

@@ -141,8 +141,8 @@ impl Client {
             .timeout_global(Some(REQUEST_TIMEOUT))
             // An answer is a few hundred bytes: ureq's 128 KiB defaults cost more to zero than the
             // whole request takes (half of a boot's instructions, measured with callgrind).
-            .input_buffer_size(16 * 1024)
-            .output_buffer_size(4 * 1024)
+            .input_buffer_size(4 * 1024)
+            .output_buffer_size(1024)
             .build();
         let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), InlineResolver);
         Client { agent }
@@ -306,18 +306,32 @@ pub fn parse_container(answer: &Value) -> anyhow::Result<Identity> {
 }
 
 /// An address other nodes can reach: std's parser (no leading zeros, no short forms), and not
-/// unspecified, loopback or link-local.
+/// unspecified, loopback, link-local, multicast or broadcast. An IPv4-mapped IPv6 address
+/// (`::ffff:10.0.0.1`) is judged, and returned, as the IPv4 address it maps: otherwise
+/// `::ffff:127.0.0.1` would pass, and the node would needlessly speak IPv6 distribution.
 pub fn check_ip(text: &str) -> anyhow::Result<IpAddr> {
     let ip: IpAddr =
         text.parse().map_err(|_| anyhow!("primary_ip {} is not an IP address", escape_prefix(text.as_bytes())))?;
-    let link_local = match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    };
-    if ip.is_unspecified() || ip.is_loopback() || link_local {
-        anyhow::bail!("primary_ip {ip} is not an address other nodes can reach (unspecified, loopback or link-local)");
+    let ip = ip.to_canonical();
+    if !reachable(ip) {
+        anyhow::bail!(
+            "primary_ip {ip} is not an address other nodes can reach (unspecified, loopback, link-local, multicast or broadcast)"
+        );
     }
     Ok(ip)
+}
+
+/// Whether other nodes can reach `ip` (see [`check_ip`]); used for local addresses too.
+pub fn reachable(ip: IpAddr) -> bool {
+    let special = match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.is_multicast(),
+    };
+    !(ip.is_unspecified()
+        || ip.to_canonical().is_unspecified()
+        || ip.is_loopback()
+        || ip.to_canonical().is_loopback()
+        || special)
 }
 
 #[cfg(test)]
@@ -375,6 +389,7 @@ mod tests {
         for good in ["10.42.96.65", "172.17.0.2", "fd00::5", "2001:db8::1"] {
             assert!(check_ip(good).is_ok(), "{good}");
         }
+        assert_eq!(check_ip("::ffff:10.0.0.1").unwrap().to_string(), "10.0.0.1", "mapped addresses are unmapped");
     }
 
     #[test]

@@ -292,3 +292,13 @@ fn fault_10_the_default_url_alternates_with_the_link_local_address() {
     let link_local = err.lines().filter(|l| l.contains("http://169.254.169.250/2016-07-29/self/container")).count();
     assert!(named >= 2 && link_local >= 2, "attempts alternate:\n{err}");
 }
+
+#[test]
+fn not_found_for_good_is_69_naming_the_status_and_the_url() {
+    // A container that metadata never knows (Rancher's network_mode: host, rancher/rancher#2750).
+    let server = MetadataServer::start(|_, _| Reply::not_found());
+    let output = run(&mut boot(&server.url(), "1s"));
+    assert_code(&output, 69);
+    let last = stderr(&output).lines().last().unwrap_or_default().to_string();
+    assert!(last.ends_with(&format!("last error: GET {}/self/container: HTTP 404", server.url())), "{last}");
+}

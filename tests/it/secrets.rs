@@ -75,7 +75,7 @@ fn the_cookie_renders_into_vm_args_and_rancher_boot_cookie_file_is_the_twin() {
 
 #[test]
 fn an_invalid_cookie_is_78_and_never_echoed() {
-    let cases: [(&str, Vec<u8>); 9] = [
+    let cases: [(&str, Vec<u8>); 11] = [
         ("a space", format!("{HEAD} {TAIL}").into_bytes()),
         ("a '#'", format!("{HEAD}#{TAIL}").into_bytes()),
         ("a control character", format!("{HEAD}\x01{TAIL}").into_bytes()),
@@ -85,6 +85,8 @@ fn an_invalid_cookie_is_78_and_never_echoed() {
         ("a line break", format!("{HEAD}{TAIL}\n\n").into_bytes()),
         ("not ASCII", format!("{HEAD}é{TAIL}").into_bytes()),
         ("empty", b"\n".to_vec()),
+        ("starts with '-' or '+'", format!("-{HEAD}{TAIL}").into_bytes()),
+        ("starts with '-' or '+'", format!("+{HEAD}{TAIL}").into_bytes()),
     ];
     for (why, content) in cases {
         let dir = tempdir();
