@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# rancher-boot's benchmark (SPEC section 13, issue 6). Run as root on Debian from anywhere:
+#
+#   bench/run.sh           everything; results in bench/out/ (summary: bench/out/summary.txt)
+#   bench/run.sh --quick   build and check the size budget only (for CI: a size is deterministic)
+#
+# Everything talks to loopback only: fake-rancher-metadata on 127.0.0.1, dnsmasq on 127.0.0.1,
+# proxies unset. Timing figures are ratios measured side by side in one hyperfine run, because the
+# machine may be busy; nothing here fails on a time, only the --quick size check fails the run.
+#
+# Knobs (environment): RUNS (hyperfine runs per command, default 500), WARMUP (default 30),
+# HERD (boots at once, default 100), READY_RUNS (default 20), READY_AFTER (default 1s),
+# SKIP_BLOAT=1 (skip cargo-bloat, which needs a second, unstripped build).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+bench=$root/bench
+out=$bench/out
+target=x86_64-unknown-linux-musl
+bin=$root/target/$target/release
+size_budget=1572864 # 1.5 MiB, SPEC section 13
+
+quick=false
+case "${1:-}" in
+    --quick) quick=true ;;
+    "") ;;
+    *) echo "usage: bench/run.sh [--quick]" >&2; exit 64 ;;
+esac
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Only loopback: no proxy may redirect busybox wget (or anything else) elsewhere.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+# What a user's container has: no backtrace capture, default log settings.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG RANCHER_BOOT_LOG
+for v in $(env | sed -n 's/^\(RANCHER_BOOT_[A-Z_]*\)=.*/\1/p; s/^\(RANCHER_METADATA_URL\)=.*/\1/p'); do unset "$v"; done
+
+mkdir -p "$out"
+
+step "build (release, static, $target)"
+if command -v rustup >/dev/null; then rustup target add "$target" >/dev/null 2>&1 || true; fi
+cargo build --release --locked --target "$target" --bins
+rb=$bin/rancher-boot
+fake=$bin/fake-rancher-metadata
+
+step "size"
+file_out=$(file -b "$rb" 2>/dev/null || echo "(file not installed)")
+echo "$file_out"
+if readelf -l "$rb" | grep -q INTERP; then
+    echo "FAIL: $rb has a program interpreter: not static" >&2
+    exit 1
+fi
+if readelf -S "$rb" | grep -q '\.symtab'; then
+    echo "FAIL: $rb is not stripped (the release profile strips it)" >&2
+    exit 1
+fi
+size=$(stat -c %s "$rb")
+fake_size=$(stat -c %s "$fake")
+echo "rancher-boot: $size bytes ($(awk -v s="$size" 'BEGIN{printf "%.2f", s/1048576}') MiB; budget $size_budget)"
+echo "fake-rancher-metadata: $fake_size bytes"
+size_verdict=ok
+if ((size > size_budget)); then
+    size_verdict="OVER BUDGET by $((size - size_budget)) bytes"
+    echo "FAIL: rancher-boot is $size bytes, over its budget of $size_budget bytes (1.5 MiB)" >&2
+    # --quick (CI) fails on it; the full run goes on and reports every figure.
+    $quick && exit 1
+fi
+if $quick; then
+    echo "size budget: ok"
+    exit 0
+fi
+
+step "install packages"
+export DEBIAN_FRONTEND=noninteractive
+packages=(hyperfine busybox-static dnsmasq-base time file binutils procps)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+step "helper programs (bench/tools, std only)"
+tools=$out/tools
+mkdir -p "$tools"
+rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols --target "$target" \
+    -o "$tools/exec-floor" "$bench/tools/exec_floor.rs"
+rustc --edition 2021 -O --target "$target" -o "$tools/herd" "$bench/tools/herd.rs"
+
+# ---------------------------------------------------------------------------------------------
+# Services on loopback, stopped by the trap.
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# The container every caller from 127.0.0.1 is (rancher-boot refuses a loopback primary_ip).
+answers=$out/answers.json
+cat >"$answers" <<'EOF'
+{
+  "127.0.0.1": {
+    "container": {"primary_ip": "10.42.96.65", "name": "demo-hello-1", "service_name": "hello",
+                  "stack_name": "demo", "ips": ["10.42.96.65"], "state": "running",
+                  "health_state": "healthy", "labels": {}},
+    "service": {"name": "hello", "scale": 4, "containers": []},
+    "stack": {"name": "demo", "services": ["hello"]}
+  }
+}
+EOF
+
+# start_fake LOG ARGS...: starts fake-rancher-metadata on a free loopback port; sets fake_pid and
+# fake_url.
+start_fake() {
+    local log=$1
+    shift
+    : >"$log" # empty before the start: never read the previous server's address
+    "$fake" --listen 127.0.0.1:0 --answers "$answers" "$@" 2>"$log" &
+    fake_pid=$!
+    pids+=("$fake_pid")
+    local i addr=""
+    for ((i = 0; i < 200; i++)); do
+        addr=$(sed -n 's/^fake-rancher-metadata: listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$log" | head -n1)
+        [[ -n $addr ]] && break
+        sleep 0.01
+    done
+    if [[ -z $addr ]]; then
+        echo "FAIL: fake-rancher-metadata did not start:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    fake_url="http://$addr/2016-07-29"
+}
+
+stop_fake() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# dnsmasq answering the peer query with four addresses (one of them our own, which is excluded).
+peer_query=hello.bench.test
+hosts=$out/peers.hosts
+printf '%s %s\n' 10.42.0.11 "$peer_query" 10.42.0.12 "$peer_query" 10.42.0.13 "$peer_query" \
+    10.42.96.65 "$peer_query" >"$hosts"
+dns_port=""
+for ((try = 0; try < 20; try++)); do
+    port=$((20000 + RANDOM % 30000))
+    dnsmasq --keep-in-foreground --port="$port" --listen-address=127.0.0.1 --bind-interfaces \
+        --no-resolv --no-hosts --no-poll --addn-hosts="$hosts" --pid-file= --user=root \
+        --log-facility=- >"$out/dnsmasq.log" 2>&1 &
+    dns_pid=$!
+    sleep 0.3
+    if kill -0 "$dns_pid" 2>/dev/null; then
+        pids+=("$dns_pid")
+        dns_port=$port
+        break
+    fi
+    wait "$dns_pid" 2>/dev/null || true
+done
+if [[ -z $dns_port ]]; then
+    echo "FAIL: dnsmasq did not start:" >&2
+    cat "$out/dnsmasq.log" >&2
+    exit 1
+fi
+dns_server=127.0.0.1:$dns_port
+
+start_fake "$out/fake.log"
+url=$fake_url
+echo "fake-rancher-metadata at $url, dnsmasq at $dns_server answering $peer_query"
+
+# The commands under test.
+cmd_none="$rb -q --metadata-url $url --peers none -- /bin/true"
+cmd_dns="$rb -q --metadata-url $url --dns-server $dns_server --peer-query $peer_query -- /bin/true"
+cmd_script="sh -c 'export RANCHER_IP=\$(busybox wget -qO- $url/self/container/primary_ip); export RANCHER_SERVICE_NAME=\$(busybox wget -qO- $url/self/service/name); exec /bin/true'"
+
+step "sanity: each command does its job"
+"$rb" --metadata-url "$url" --dns-server "$dns_server" --peer-query "$peer_query" --node-basename hello print-env \
+    | tee "$out/print-env.txt"
+grep -q "^export NODE_NAME='hello@10.42.96.65'$" "$out/print-env.txt"
+grep -q "^export PEER_IPS='10.42.0.11 10.42.0.12 10.42.0.13'$" "$out/print-env.txt"
+sh -c "export RANCHER_IP=\$(busybox wget -qO- $url/self/container/primary_ip); export RANCHER_SERVICE_NAME=\$(busybox wget -qO- $url/self/service/name); echo \"script: \$RANCHER_IP \$RANCHER_SERVICE_NAME\"" \
+    | tee "$out/script.txt"
+grep -qx 'script: 10.42.96.65 hello' "$out/script.txt"
+eval "$cmd_none"
+eval "$cmd_dns"
+
+# ---------------------------------------------------------------------------------------------
+step "machine"
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+    echo "kernel: $(uname -srm)"
+    echo "rustc: $(rustc --version)"
+    echo "hyperfine: $(hyperfine --version)"
+    echo "loadavg before timing: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$out/machine.txt"
+
+step "boot overhead: side by side in one hyperfine run"
+runs=${RUNS:-500}
+warmup=${WARMUP:-30}
+hyperfine -N --warmup "$warmup" --runs "$runs" --style basic \
+    --export-json "$out/hyperfine.json" --export-csv "$out/hyperfine.csv" \
+    -n floor '/bin/true' \
+    -n exec-floor "$tools/exec-floor /bin/true" \
+    -n rb-none "$cmd_none" \
+    -n rb-dns "$cmd_dns" \
+    -n script "$cmd_script" | tee "$out/hyperfine.txt"
+echo "loadavg after timing: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
+
+# CSV: command,mean,stddev,median,user,system,min,max (seconds)
+ratios=$(awk -F, '
+    NR == 1 { next }
+    { name[NR] = $1; mean[$1] = $2; sd[$1] = $3; med[$1] = $4; min[$1] = $7; order[++n] = $1 }
+    END {
+        printf "%-11s %9s %9s %9s %9s\n", "command", "median_ms", "min_ms", "mean_ms", "stddev_ms"
+        for (i = 1; i <= n; i++) { c = order[i]
+            printf "%-11s %9.3f %9.3f %9.3f %9.3f\n", c, med[c]*1000, min[c]*1000, mean[c]*1000, sd[c]*1000 }
+        printf "\nratios (median; min in brackets)             target\n"
+        printf "rb-none / floor   %6.2f  [%5.2f]            <= 1.50\n", med["rb-none"]/med["floor"], min["rb-none"]/min["floor"]
+        printf "rb-dns  / floor   %6.2f  [%5.2f]            <= 1.50\n", med["rb-dns"]/med["floor"], min["rb-dns"]/min["floor"]
+        printf "rb-none / script  %6.2f  [%5.2f]            <= 0.25\n", med["rb-none"]/med["script"], min["rb-none"]/min["script"]
+        printf "rb-dns  / script  %6.2f  [%5.2f]            <= 0.25\n", med["rb-dns"]/med["script"], min["rb-dns"]/min["script"]
+        printf "exec-floor/floor  %6.2f  [%5.2f]            (any static wrapper)\n", med["exec-floor"]/med["floor"], min["exec-floor"]/min["floor"]
+    }' "$out/hyperfine.csv")
+echo "$ratios" | tee "$out/ratios.txt"
+
+step "peak RSS of one boot (/usr/bin/time -v; ru_maxrss survives exec, so /bin/true alone is shown too)"
+rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p'; }
+{
+    echo "rb-dns  -- /bin/true: $(rss $cmd_dns) KiB"
+    echo "rb-none -- /bin/true: $(rss $cmd_none) KiB"
+    echo "rb-dns  -- exec-floor (static, tiny): $(rss "$rb" -q --metadata-url "$url" --dns-server "$dns_server" --peer-query "$peer_query" -- "$tools/exec-floor" /bin/true) KiB"
+    echo "/bin/true alone: $(rss /bin/true) KiB"
+    echo "exec-floor /bin/true alone: $(rss "$tools/exec-floor" /bin/true) KiB"
+} | tee "$out/rss.txt"
+
+step "${HERD:-100} boots at once against one fake-rancher-metadata"
+herd_n=${HERD:-100}
+start_fake "$out/fake-herd.log"
+herd_url=$fake_url
+herd_status=0
+"$tools/herd" "$herd_n" "$rb" -q --metadata-url "$herd_url" --dns-server "$dns_server" \
+    --peer-query "$peer_query" -- /bin/true >"$out/herd.txt" || herd_status=$?
+stop_fake "$fake_pid"
+herd_requests=$(grep -c ' GET ' "$out/fake-herd.log" || true)
+herd_404=$(grep -c ' 404$' "$out/fake-herd.log" || true)
+echo "$(tail -n1 "$out/herd.txt") metadata_requests=$herd_requests metadata_404=$herd_404" | tee "$out/herd-summary.txt"
+if ((herd_status != 0)); then echo "WARNING: some of the $herd_n boots failed" >&2; fi
+
+step "readiness: metadata answers 404 until T = first request + ${READY_AFTER:-1s}; time from T to the exec"
+ready_runs=${READY_RUNS:-20}
+ready_after=${READY_AFTER:-1s}
+ready_s=$(awk -v d="$ready_after" 'BEGIN{ if (d ~ /ms$/) { sub(/ms$/, "", d); print d/1000 } else { sub(/s$/, "", d); print d+0 } }')
+: >"$out/readiness.txt"
+for ((i = 1; i <= ready_runs; i++)); do
+    start_fake "$out/fake-ready.log" --not-found-for "$ready_after"
+    # T is ready_s after the first request, and the first request is after t0: so T >= t0 +
+    # ready_s, and the figure below is an upper bound (it also counts rancher-boot's own start,
+    # about a millisecond, and the program's exec: `date` prints after it has been exec'd).
+    t0=$EPOCHREALTIME
+    t_exec=$("$rb" -q --metadata-url "$fake_url" --peers none --timeout 30s -- /bin/date +%s.%N 2>"$out/ready-boot.log") || { echo "FAIL: boot $i did not reach the exec:" >&2; tail -n 5 "$out/ready-boot.log" "$out/fake-ready.log" >&2; exit 1; }
+    stop_fake "$fake_pid"
+    attempts=$(grep -c ' GET ' "$out/fake-ready.log" || true)
+    awk -v t0="$t0" -v te="$t_exec" -v d="$ready_s" -v a="$attempts" \
+        'BEGIN { printf "%.1f %d\n", (te - t0 - d) * 1000, a }' >>"$out/readiness.txt"
+done
+sort -n "$out/readiness.txt" | awk '{ ms[NR] = $1; att += $2 } END {
+    n = NR
+    printf "runs=%d T_to_exec_ms: min=%.1f p50=%.1f p90=%.1f max=%.1f (target <= 250) mean_metadata_requests=%.1f\n",
+        n, ms[1], ms[int((n + 1) / 2)], ms[int(0.9 * n + 0.5)], ms[n], att / n }' | tee "$out/readiness-summary.txt"
+
+if [[ ${SKIP_BLOAT:-} != 1 ]]; then
+    step "what each crate contributes (cargo bloat on an unstripped copy of the same build)"
+    if ! command -v cargo-bloat >/dev/null; then cargo install --locked cargo-bloat; fi
+    CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$root/target/bench-bloat \
+        cargo bloat --release --locked --target "$target" --bin rancher-boot --crates -n 20 \
+        2>/dev/null | tee "$out/bloat.txt"
+fi
+
+step "summary"
+{
+    cat "$out/machine.txt"
+    echo
+    echo "size: rancher-boot $size bytes (budget $size_budget: $size_verdict), fake-rancher-metadata $fake_size bytes"
+    echo
+    cat "$out/ratios.txt"
+    echo
+    cat "$out/rss.txt"
+    echo
+    echo "herd: $(cat "$out/herd-summary.txt")"
+    echo "readiness: $(cat "$out/readiness-summary.txt")"
+} | tee "$out/summary.txt"
