@@ -6,49 +6,14 @@
 //! so it is left running. Every child runs under a deadline and is killed when it passes. Each test
 //! uses its own node basename (with the PID), so that VMs running at once never clash in epmd.
 
-use std::fs::{self, File};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::fs::{self};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::support::{assert_code, rancher_boot, run, stderr, stdout, tempdir};
+use crate::support::{assert_code, rancher_boot, run, run_within, stderr, stdout, tempdir};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const COOKIE: &str = "rbit-Erl4ngC00kie";
-
-/// Runs `command` with stdout and stderr in files under `dir` (a daemon such as epmd may inherit
-/// them, so pipes could stay open forever), killing it if it is still running at `deadline`.
-fn run_within(command: &mut Command, dir: &Path, deadline: Duration) -> Output {
-    let (out_path, err_path) = (dir.join("child.stdout"), dir.join("child.stderr"));
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).expect("stdout file"))
-        .stderr(File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("spawn rancher-boot");
-    let end = Instant::now() + deadline;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "still running after {deadline:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
-                fs::read_to_string(&out_path).unwrap_or_default(),
-                fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: fs::read(&out_path).expect("read stdout"),
-        stderr: fs::read(&err_path).expect("read stderr"),
-    }
-}
 
 /// A node basename of this test process: other test runs on the same machine share epmd.
 fn basename(test: &str) -> String {

@@ -10,12 +10,14 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, MetadataServer, Reply, assert_code, rancher_boot, run, stderr, stdout, tempdir, wait_for};
+use crate::support::{
+    BIN, MetadataServer, Reply, assert_code, rancher_boot, run, run_within, stderr, stdout, tempdir, wait_for,
+};
 
 /// Generous: CI machines are slow and busy; every wait below polls and ends as soon as it can.
 const READY: Duration = Duration::from_secs(20);
@@ -174,28 +176,6 @@ fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, text).expect("write test file");
     path
-}
-
-/// Runs `command` to its end, killing it if it outlives `limit`.
-fn run_within(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let (out, err) = (drain(child.stdout.take().expect("stdout")), drain(child.stderr.take().expect("stderr")));
-    let end = Instant::now() + limit;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("status") {
-            break status;
-        }
-        if Instant::now() > end {
-            timed_out = true;
-            let _ = child.kill();
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let output =
-        Output { status, stdout: out.join().expect("stdout reader"), stderr: err.join().expect("stderr reader") };
-    assert!(!timed_out, "killed after {limit:?}\n--- stdout\n{}\n--- stderr\n{}", stdout(&output), stderr(&output));
-    output
 }
 
 fn drain(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
@@ -620,6 +600,7 @@ fn a_second_erlang_node_is_connected_to_the_first_when_its_boot_completes() {
             .args(["--", "erl", "-noshell", "-args_file"])
             .arg(&vm_args)
             .args(["-eval", r#"io:format("nodes: ~p~n", [nodes()]), halt()."#]),
+        dir.path(),
         Duration::from_secs(90),
     );
     assert_code(&output, 0);

@@ -2,11 +2,10 @@
 //! not in logs at trace level, not by `print-env` without `--show-secrets`, not by `--dry-run`, not
 //! in any error. Also `print-env`'s three formats, checked by their consumers (sh, serde_json).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{BIN, assert_code, rancher_boot, run, stderr, stdout, tempdir};
+use crate::support::{BIN, assert_code, rancher_boot, run, stderr, stdout, tempdir, write_file};
 
 /// A cookie no other text holds, so finding either half of it anywhere is a leak.
 const HEAD: &str = "Zq7Kp2x";
@@ -22,11 +21,6 @@ fn boot() -> Command {
     let mut command = rancher_boot();
     command.args(["--source", "local", "--ip", "10.42.96.65", "--service", "my-hello-service", "--peers", "none"]);
     command
-}
-
-fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
-    fs::write(path, bytes).expect("write test file");
-    path.to_path_buf()
 }
 
 #[track_caller]
@@ -47,7 +41,7 @@ fn print_env(cookie_file: &Path, extra: &[&str]) -> Output {
 fn a_cookie_file_with_a_trailing_newline_is_exported_as_release_cookie() {
     let dir = tempdir();
     for content in [format!("{}\n", cookie()), cookie()] {
-        let file = write(&dir.path().join("cookie"), &content);
+        let file = write_file(&dir.path().join("cookie"), &content);
         let output =
             run(boot().arg("--cookie-file").arg(&file).args(["--", "sh", "-c", r#"printf '[%s]' "$RELEASE_COOKIE""#]));
         assert_code(&output, 0);
@@ -59,8 +53,8 @@ fn a_cookie_file_with_a_trailing_newline_is_exported_as_release_cookie() {
 #[test]
 fn the_cookie_renders_into_vm_args_and_rancher_boot_cookie_file_is_the_twin() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n");
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n");
     let output = run(boot()
         .env("RANCHER_BOOT_COOKIE_FILE", &file)
         .arg("--vm-args")
@@ -90,7 +84,7 @@ fn an_invalid_cookie_is_78_and_never_echoed() {
     ];
     for (why, content) in cases {
         let dir = tempdir();
-        let file = write(&dir.path().join("cookie"), &content);
+        let file = write_file(&dir.path().join("cookie"), &content);
         let output = run(boot().arg("--cookie-file").arg(&file).args(["--", "sh", "-c", "echo the program ran"]));
         assert_code(&output, 78);
         assert_no_cookie(&output);
@@ -121,9 +115,9 @@ fn a_missing_cookie_file_is_78_naming_it() {
 #[test]
 fn the_cookie_is_not_logged_even_at_trace_level() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n");
-    let conf = write(&dir.path().join("app.conf.src"), "cookie = ${RELEASE_COOKIE}\n");
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n");
+    let conf = write_file(&dir.path().join("app.conf.src"), "cookie = ${RELEASE_COOKIE}\n");
     for verbosity in [&["-vv"][..], &["--log", "trace"]] {
         let output = run(boot()
             .arg("--cookie-file")
@@ -157,7 +151,7 @@ fn the_cookie_is_not_logged_even_at_trace_level() {
 #[test]
 fn print_env_redacts_the_cookie_in_every_format() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
     for format in ["shell", "dotenv", "json"] {
         let output = print_env(&file, &["--format", format]);
         assert_code(&output, 0);
@@ -172,7 +166,7 @@ fn print_env_redacts_the_cookie_in_every_format() {
 #[test]
 fn show_secrets_shows_the_cookie() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
     let expected = [
         ("shell", format!("export RELEASE_COOKIE='{}'\n", cookie())),
         ("dotenv", format!("RELEASE_COOKIE={}\n", cookie())),
@@ -189,7 +183,7 @@ fn show_secrets_shows_the_cookie() {
 #[test]
 fn dry_run_exports_redact_the_cookie() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
     let output = run(boot().arg("--cookie-file").arg(&file).args(["--dry-run", "--", "/opt/app/bin/hello", "start"]));
     assert_code(&output, 0);
     assert_no_cookie(&output);
@@ -201,8 +195,8 @@ fn dry_run_exports_redact_the_cookie() {
 #[test]
 fn dry_run_never_shows_the_cookie_in_rendered_files() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n");
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n");
     let output = run(boot()
         .arg("--cookie-file")
         .arg(&file)
@@ -219,8 +213,8 @@ fn dry_run_never_shows_the_cookie_in_rendered_files() {
 #[test]
 fn no_error_holds_the_cookie() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
-    let vm = write(
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let vm = write_file(
         &dir.path().join("vm.args.src"),
         "-name ${NODE_NAME}\n-setcookie ${RELEASE_COOKIE}\n-x ${RB_IT_UNSET}\n-y ${RB_IT_NEWLINE}\n",
     );
@@ -240,8 +234,8 @@ fn no_error_holds_the_cookie() {
     assert!(stderr(&output).contains("RB_IT_NEWLINE holds a control character"), "{}", stderr(&output));
 
     // A write error after the cookie was read.
-    let not_dir = write(&dir.path().join("file"), "");
-    let ok_vm = write(&dir.path().join("ok.src"), "-setcookie ${RELEASE_COOKIE}\n");
+    let not_dir = write_file(&dir.path().join("file"), "");
+    let ok_vm = write_file(&dir.path().join("ok.src"), "-setcookie ${RELEASE_COOKIE}\n");
     let output = run(boot()
         .arg("--cookie-file")
         .arg(&file)
@@ -263,7 +257,7 @@ fn no_error_holds_the_cookie() {
 #[test]
 fn other_secret_values_are_not_printed_when_refused() {
     let dir = tempdir();
-    let conf = write(&dir.path().join("db.conf.src"), "password = ${DB_PASSWORD}\n");
+    let conf = write_file(&dir.path().join("db.conf.src"), "password = ${DB_PASSWORD}\n");
     let output = run(boot()
         .env("DB_PASSWORD", format!("{HEAD}\n{TAIL}"))
         .arg("--template")
@@ -295,7 +289,7 @@ fn clean_sh() -> Command {
 #[test]
 fn print_env_shell_output_can_be_evaluated() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
     let output = run(clean_sh()
         .args([
             "-c",
@@ -313,7 +307,7 @@ fn print_env_shell_output_can_be_evaluated() {
 #[test]
 fn print_env_dotenv_is_one_sorted_assignment_per_line() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
     let output = print_env(&file, &["--format", "dotenv"]);
     assert_code(&output, 0);
     let out = stdout(&output);
@@ -340,7 +334,7 @@ fn print_env_dotenv_is_one_sorted_assignment_per_line() {
 #[test]
 fn print_env_json_is_one_object_of_strings() {
     let dir = tempdir();
-    let file = write(&dir.path().join("cookie"), format!("{}\n", cookie()));
+    let file = write_file(&dir.path().join("cookie"), format!("{}\n", cookie()));
     let output = print_env(&file, &["--format", "json", "--show-secrets"]);
     assert_code(&output, 0);
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("valid JSON");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
-use crate::support::{BIN, assert_code, rancher_boot, run, stderr, stdout, tempdir};
+use crate::support::{BIN, assert_code, rancher_boot, run, stderr, stdout, tempdir, write_file};
 
 const NODE: &str = "hello@10.42.96.65";
 
@@ -22,11 +22,6 @@ fn boot() -> Command {
     let mut command = rancher_boot();
     command.args(["--source", "local", "--ip", "10.42.96.65", "--service", "my-hello-service", "--peers", "none"]);
     command
-}
-
-fn write(path: &Path, text: &str) -> PathBuf {
-    fs::write(path, text).expect("write test file");
-    path.to_path_buf()
 }
 
 /// The names in `dir`, sorted (temporary files included: they start with a dot).
@@ -63,15 +58,15 @@ fn every_unset_variable_is_listed_and_the_old_destination_is_untouched() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
     fs::create_dir(&runtime).expect("mkdir");
-    let old_vm_args = write(&runtime.join("vm.args"), "-name old@10.0.0.1\n");
-    let vm = write(
+    let old_vm_args = write_file(&runtime.join("vm.args"), "-name old@10.0.0.1\n");
+    let vm = write_file(
         &dir.path().join("vm.args.src"),
         "-name ${NODE_NAME}\n\
          -setcookie ${RB_IT_UNSET_COOKIE}\n\
          -kernel inet_dist_listen_min ${RB_IT_UNSET_MIN} inet_dist_listen_max ${RB_IT_UNSET_MAX}\n\
          ## fine: ${SERVICE_NAME}\n",
     );
-    let other = write(&dir.path().join("app.conf.src"), "ok = ${NODE_IP}\n\n  port = ${RB_IT_UNSET_PORT}\n");
+    let other = write_file(&dir.path().join("app.conf.src"), "ok = ${NODE_IP}\n\n  port = ${RB_IT_UNSET_PORT}\n");
 
     let mut command = boot();
     for name in ["RB_IT_UNSET_COOKIE", "RB_IT_UNSET_MIN", "RB_IT_UNSET_MAX", "RB_IT_UNSET_PORT"] {
@@ -103,8 +98,8 @@ fn every_unset_variable_is_listed_and_the_old_destination_is_untouched() {
 fn an_unset_variable_in_a_later_template_stops_every_write() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let good = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
-    let bad = write(&dir.path().join("sys.config.src"), "[{kernel, [{x, ${RB_IT_UNSET}}]}].\n");
+    let good = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let bad = write_file(&dir.path().join("sys.config.src"), "[{kernel, [{x, ${RB_IT_UNSET}}]}].\n");
     let output = run(boot()
         .env_remove("RB_IT_UNSET")
         .arg("--vm-args")
@@ -122,7 +117,7 @@ fn an_unset_variable_in_a_later_template_stops_every_write() {
 #[test]
 fn a_required_variable_carries_its_message() {
     let dir = tempdir();
-    let src = write(&dir.path().join("a.src"), "x\ny = ${RB_IT_NEEDED:?set RB_IT_NEEDED to the region}\n");
+    let src = write_file(&dir.path().join("a.src"), "x\ny = ${RB_IT_NEEDED:?set RB_IT_NEEDED to the region}\n");
     let output = run(boot()
         .env("RB_IT_NEEDED", "")
         .arg("--template")
@@ -150,7 +145,7 @@ fn assert_value_not_printed(output: &Output) {
 fn a_value_with_a_newline_is_refused_in_vm_args_and_not_printed() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-sname_suffix ${RB_IT_SUFFIX}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-sname_suffix ${RB_IT_SUFFIX}\n");
     let output = run(boot()
         .env("RB_IT_SUFFIX", INJECTION)
         .arg("--vm-args")
@@ -169,8 +164,8 @@ fn a_value_with_a_newline_is_refused_in_any_template() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
     fs::create_dir(&runtime).expect("mkdir");
-    let old = write(&runtime.join("app.conf"), "old\n");
-    let src = write(&dir.path().join("app.conf.src"), "service = ${RB_IT_SERVICE}\n");
+    let old = write_file(&runtime.join("app.conf"), "old\n");
+    let src = write_file(&dir.path().join("app.conf.src"), "service = ${RB_IT_SERVICE}\n");
     let output = run(boot()
         .env("RB_IT_SERVICE", INJECTION)
         .arg("--template")
@@ -190,7 +185,7 @@ fn a_space_or_hash_is_refused_in_vm_args_only() {
     for value in ["my app", "my#app", "app\t-x"] {
         let dir = tempdir();
         let runtime = dir.path().join("rt");
-        let vm = write(&dir.path().join("vm.args.src"), "-name ${RB_IT_BASE}@${NODE_IP}\n");
+        let vm = write_file(&dir.path().join("vm.args.src"), "-name ${RB_IT_BASE}@${NODE_IP}\n");
         let output = run(boot()
             .env("RB_IT_BASE", value)
             .arg("--vm-args")
@@ -207,7 +202,7 @@ fn a_space_or_hash_is_refused_in_vm_args_only() {
     // In any other file a space or `#` is ordinary text.
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let src = write(&dir.path().join("motd.src"), "${RB_IT_TITLE}\n");
+    let src = write_file(&dir.path().join("motd.src"), "${RB_IT_TITLE}\n");
     let output = run(boot()
         .env("RB_IT_TITLE", "my app #1")
         .arg("--template")
@@ -265,8 +260,8 @@ fn a_destination_on_a_read_only_mount_is_73_and_the_old_file_survives() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
     fs::create_dir(&runtime).expect("mkdir");
-    let dest = write(&runtime.join("vm.args"), "-name old@10.0.0.1\n");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let dest = write_file(&runtime.join("vm.args"), "-name old@10.0.0.1\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
     let mut command = boot();
     command.arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args(["--", "/opt/app/bin/hello"]);
     let Some(output) =
@@ -288,8 +283,8 @@ fn an_absolute_template_destination_on_a_read_only_mount_is_73() {
     let dir = tempdir();
     let etc = dir.path().join("etc");
     fs::create_dir(&etc).expect("mkdir");
-    let dest = write(&etc.join("app.conf"), "old\n");
-    let src = write(&dir.path().join("app.conf.src"), "node = ${NODE_NAME}\n");
+    let dest = write_file(&etc.join("app.conf"), "old\n");
+    let src = write_file(&dir.path().join("app.conf.src"), "node = ${NODE_NAME}\n");
     let mut command = boot();
     command
         .arg("--template")
@@ -314,7 +309,7 @@ fn a_runtime_dir_on_a_read_only_mount_is_73_naming_it() {
     let ro = dir.path().join("ro");
     fs::create_dir(&ro).expect("mkdir");
     let runtime = ro.join("rancher-boot");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
     let mut command = boot();
     command.arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args(["--", "/opt/app/bin/hello"]);
     let Some(output) =
@@ -331,9 +326,9 @@ fn a_runtime_dir_on_a_read_only_mount_is_73_naming_it() {
 #[test]
 fn a_runtime_dir_under_a_regular_file_is_73_naming_it() {
     let dir = tempdir();
-    let file = write(&dir.path().join("not-a-dir"), "");
+    let file = write_file(&dir.path().join("not-a-dir"), "");
     let runtime = file.join("rt");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
     let output = run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args(["--", "true"]));
     assert_code(&output, 73);
     let err = stderr(&output);
@@ -349,7 +344,7 @@ fn a_failed_write_is_one_clear_line() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
     fs::create_dir(&runtime).expect("mkdir");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
     let mut command = boot();
     command.arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args(["--", "true"]);
     let Some(output) =
@@ -373,7 +368,7 @@ fn read_only_root_renders_into_the_default_runtime_dir_under_tmp() {
         return;
     }
     let dir = tempdir();
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie c00kie-${NODE_IP}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-setcookie c00kie-${NODE_IP}\n");
     let mut command = boot();
     // The template is read through an fd opened before /tmp (where the temp dir lives) is covered.
     command.args(["--vm-args", "/dev/fd/3", "--", "sh", "-c"]).arg(
@@ -405,7 +400,7 @@ fn read_only_release_renders_under_an_explicit_runtime_dir() {
     let tmp = dir.path().join("tmp");
     fs::create_dir(&release).expect("mkdir");
     fs::create_dir(&tmp).expect("mkdir");
-    let vm = write(&release.join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let vm = write_file(&release.join("vm.args.src"), "-name ${NODE_NAME}\n");
     let runtime = tmp.join("run/boot");
     let mut command = boot();
     command.arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args([
@@ -431,8 +426,8 @@ mount -t tmpfs tmpfs "$RB_IT_TMP""#;
 fn rendered_files_are_0600_in_a_runtime_dir_created_0700() {
     let dir = tempdir();
     let runtime = dir.path().join("new/rt");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
-    let conf = write(&dir.path().join("app.conf.tmpl"), "ip = ${NODE_IP}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let conf = write_file(&dir.path().join("app.conf.tmpl"), "ip = ${NODE_IP}\n");
     let output = run(boot()
         .arg("--vm-args")
         .arg(&vm)
@@ -454,13 +449,13 @@ fn an_existing_file_is_replaced_by_rename_and_becomes_0600() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
     fs::create_dir(&runtime).expect("mkdir");
-    let dest = write(&runtime.join("vm.args"), &"-old-and-much-longer-contents\n".repeat(100));
+    let dest = write_file(&runtime.join("vm.args"), "-old-and-much-longer-contents\n".repeat(100));
     fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).expect("chmod");
     let old_inode = fs::metadata(&dest).expect("stat").ino();
     // A reader holding the old file keeps reading the old contents: it was not rewritten in place.
     let held = fs::File::open(&dest).expect("open");
 
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n");
     let output = run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args(["--", "true"]));
     assert_code(&output, 0);
     assert_eq!(fs::read_to_string(&dest).expect("read"), format!("-name {}\n", "true@10.42.96.65"));
@@ -483,7 +478,7 @@ fn a_concurrent_reader_sees_the_old_or_the_new_file_never_a_mix() {
         .map(|(i, fill)| format!("-name ${{NODE_NAME}}\n{}", format!("# {}\n", fill.repeat(100)).repeat(300 + 200 * i)))
         .collect();
     let sources: Vec<PathBuf> =
-        texts.iter().enumerate().map(|(i, t)| write(&dir.path().join(format!("vm{i}.src")), t)).collect();
+        texts.iter().enumerate().map(|(i, t)| write_file(&dir.path().join(format!("vm{i}.src")), t)).collect();
     let rendered: Vec<String> = texts.iter().map(|t| t.replace("${NODE_NAME}", "true@10.42.96.65")).collect();
 
     let render = |src: &Path| {
@@ -545,7 +540,7 @@ fn a_missing_template_is_66_naming_it() {
 fn malformed_placeholders_are_78_with_line_and_column() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let src = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n  -x ${1bad}\n${UNCLOSED\n-y ${A B}\n");
+    let src = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n  -x ${1bad}\n${UNCLOSED\n-y ${A B}\n");
     let output = run(boot().arg("--vm-args").arg(&src).arg("--runtime-dir").arg(&runtime).args(["--", "true"]));
     assert_code(&output, 78);
     assert_error_line(&output, &src, 2, "column 6: malformed placeholder `${1bad}`");
@@ -559,7 +554,7 @@ fn malformed_placeholders_are_78_with_line_and_column() {
 fn syntax_defaults_escapes_and_bytes_are_kept() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let src = write(
+    let src = write_file(
         &dir.path().join("app.src"),
         "a=${RB_IT_EMPTY:-dflt} b=${RB_IT_EMPTY-dflt} c=${RB_IT_UNSET-u}\r\n\
          d=$${NODE_NAME} e=$HOME f=$ g=${SERVICE_NAME}\n\
@@ -586,8 +581,8 @@ fn dry_run_prints_the_rendered_text_and_the_command_and_writes_nothing() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
     fs::create_dir(&runtime).expect("mkdir");
-    let old = write(&runtime.join("vm.args"), "old\n");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-kernel x ${SERVICE_NAME}");
+    let old = write_file(&runtime.join("vm.args"), "old\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n-kernel x ${SERVICE_NAME}");
     let output = run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).arg("--dry-run").args([
         "--",
         "/opt/app/bin/hello",
@@ -627,7 +622,7 @@ fn dry_run_prints_the_rendered_text_and_the_command_and_writes_nothing() {
 #[test]
 fn a_different_node_name_in_vm_args_is_warned_about() {
     let dir = tempdir();
-    let vm = write(&dir.path().join("vm.args.src"), "-name myapp@${NODE_IP}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name myapp@${NODE_IP}\n");
     let output = run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(dir.path().join("rt")).args([
         "--dry-run",
         "--",
@@ -640,7 +635,7 @@ fn a_different_node_name_in_vm_args_is_warned_about() {
     let warning = format!("warn: {}: vm.args sets -name myapp@10.42.96.65 but NODE_NAME is {NODE}", dest.display());
     assert!(err.contains(&warning), "{err}");
 
-    let same = write(&dir.path().join("same.src"), "-name ${NODE_NAME}\n");
+    let same = write_file(&dir.path().join("same.src"), "-name ${NODE_NAME}\n");
     let output = run(boot().arg("--vm-args").arg(&same).arg("--runtime-dir").arg(dir.path().join("rt")).args([
         "--dry-run",
         "--",
@@ -654,7 +649,7 @@ fn a_different_node_name_in_vm_args_is_warned_about() {
 fn a_placeholder_cookie_is_warned_about_without_printing_it() {
     for cookie in ["something-secret-here-please-change-me", "changeme"] {
         let dir = tempdir();
-        let vm = write(&dir.path().join("vm.args.src"), &format!("-name ${{NODE_NAME}}\n-setcookie {cookie}\n"));
+        let vm = write_file(&dir.path().join("vm.args.src"), format!("-name ${{NODE_NAME}}\n-setcookie {cookie}\n"));
         let output =
             run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(dir.path().join("rt")).args(["--", "true"]));
         assert_code(&output, 0);
@@ -671,7 +666,7 @@ fn a_placeholder_cookie_is_warned_about_without_printing_it() {
 fn the_program_reads_the_rendered_vm_args_through_release_vm_args() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let vm = write(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n+K true\n-env SERVICE ${SERVICE_NAME}\n");
+    let vm = write_file(&dir.path().join("vm.args.src"), "-name ${NODE_NAME}\n+K true\n-env SERVICE ${SERVICE_NAME}\n");
     let output = run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(&runtime).args([
         "--node-basename",
         "hello",
@@ -693,9 +688,9 @@ fn template_flags_name_their_destinations() {
     let runtime = dir.path().join("rt");
     let abs_dir = dir.path().join("etc");
     fs::create_dir(&abs_dir).expect("mkdir");
-    let sys = write(&dir.path().join("sys.config.src"), "[{app, [{node, '${NODE_NAME}'}]}].\n");
-    let env = write(&dir.path().join("env.tmpl"), "SERVICE=${SERVICE_NAME}\n");
-    let abs = write(&dir.path().join("abs.txt"), "${NODE_IP}\n");
+    let sys = write_file(&dir.path().join("sys.config.src"), "[{app, [{node, '${NODE_NAME}'}]}].\n");
+    let env = write_file(&dir.path().join("env.tmpl"), "SERVICE=${SERVICE_NAME}\n");
+    let abs = write_file(&dir.path().join("abs.txt"), "${NODE_IP}\n");
     let output = run(boot()
         .arg("--template")
         .arg(&sys)
@@ -721,9 +716,9 @@ fn template_flags_name_their_destinations() {
 fn rancher_boot_templates_is_the_comma_separated_twin_and_the_flag_wins() {
     let dir = tempdir();
     let runtime = dir.path().join("rt");
-    let a = write(&dir.path().join("a.src"), "a ${NODE_NAME}\n");
-    let b = write(&dir.path().join("b.src"), "b ${SERVICE_NAME}\n");
-    let c = write(&dir.path().join("c.src"), "c ${NODE_IP}\n");
+    let a = write_file(&dir.path().join("a.src"), "a ${NODE_NAME}\n");
+    let b = write_file(&dir.path().join("b.src"), "b ${SERVICE_NAME}\n");
+    let c = write_file(&dir.path().join("c.src"), "c ${NODE_IP}\n");
     let output = run(boot()
         .env("RANCHER_BOOT_TEMPLATES", format!("{},{}:b.conf", a.display(), b.display()))
         .arg("--runtime-dir")

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -29,6 +31,45 @@ pub fn rancher_boot() -> Command {
 /// Runs to completion and returns the output; stdin is closed.
 pub fn run(command: &mut Command) -> Output {
     command.stdin(std::process::Stdio::null()).output().expect("run rancher-boot")
+}
+
+/// Runs `command` with stdout and stderr in files under `dir` (a daemon such as epmd may inherit
+/// them, so pipes could stay open forever), killing it if it is still running at `deadline`.
+pub fn run_within(command: &mut Command, dir: &Path, deadline: Duration) -> Output {
+    let (out_path, err_path) = (dir.join("child.stdout"), dir.join("child.stderr"));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn rancher-boot");
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {deadline:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
+                fs::read_to_string(&out_path).unwrap_or_default(),
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: fs::read(&out_path).expect("read stdout"),
+        stderr: fs::read(&err_path).expect("read stderr"),
+    }
+}
+
+/// Writes a test file and returns its path.
+pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
+    fs::write(path, bytes).expect("write test file");
+    path.to_path_buf()
 }
 
 pub fn stdout(output: &Output) -> String {
