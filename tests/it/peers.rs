@@ -377,6 +377,33 @@ fn a_short_name_is_found_through_the_search_list() {
 }
 
 #[test]
+fn a_resolv_conf_written_late_is_read_by_the_next_attempt() {
+    // Container runtimes may write resolv.conf after the entrypoint starts (rancher/rancher#2020):
+    // with --wait-peers, each attempt reads it afresh. The first attempts search a domain that has
+    // nothing; once the file names the right one, the boot finds its peer and goes on.
+    let dns = Dnsmasq::start(&hosts("svc.demo.test", &["10.3.0.2"]));
+    let dir = tempdir();
+    let resolv = write_file(dir.path(), "resolv.conf", "nameserver 192.0.2.1\nsearch nothing.test\n");
+    let args = ["--source", "local", "--ip", "10.3.0.9", "--service", "svc", "--node-basename", "hello"];
+    let child = boot_with_resolv_conf(&resolv, &args)
+        .args(["--dns-server", &dns.server(), "--wait-peers", "1", "--timeout", "30s", "peers"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("a query through the first search list", Duration::from_secs(20), || {
+        dns.log().contains("query[A] svc.nothing.test ")
+    });
+    // Written in place (not renamed), as the bind mount shows the file's inode.
+    fs::write(&resolv, "nameserver 192.0.2.1\nsearch demo.test\n").expect("rewrite resolv.conf");
+    let output = child.wait_with_output().expect("wait");
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), "hello@10.3.0.2\n");
+    assert!(stderr(&output).contains("warn: peers attempt 1 failed"), "{}", stderr(&output));
+}
+
+#[test]
 fn a_name_with_a_trailing_dot_is_not_searched() {
     let dns = Dnsmasq::start(&hosts("svc.demo.test", &["10.3.0.2"]));
     let dir = tempdir();
