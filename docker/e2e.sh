@@ -93,7 +93,7 @@ wait_until() {
 ensure_host_tools() {
     command -v docker >/dev/null || fail "docker is not installed"
     docker info >/dev/null 2>&1 || fail "the Docker engine is not reachable"
-    command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs)"
+    command -v cargo >/dev/null || fail "cargo is not installed (install a Rust toolchain with rustup)"
     local missing=()
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v musl-gcc >/dev/null || missing+=(musl-tools)
