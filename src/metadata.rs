@@ -323,15 +323,12 @@ pub fn check_ip(text: &str) -> anyhow::Result<IpAddr> {
 
 /// Whether other nodes can reach `ip` (see [`check_ip`]); used for local addresses too.
 pub fn reachable(ip: IpAddr) -> bool {
-    let special = match ip.to_canonical() {
+    let ip = ip.to_canonical();
+    let special = match ip {
         IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast() || v4.is_multicast(),
         IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.is_multicast(),
     };
-    !(ip.is_unspecified()
-        || ip.to_canonical().is_unspecified()
-        || ip.is_loopback()
-        || ip.to_canonical().is_loopback()
-        || special)
+    !(ip.is_unspecified() || ip.is_loopback() || special)
 }
 
 #[cfg(test)]
