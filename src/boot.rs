@@ -56,7 +56,6 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         erl_aflags: erl_aflags.as_deref(),
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
-    let child_env = env::child_env(std::env::vars_os(), &exports);
 
     match config.action {
         Action::PrintEnv { format, show_secrets } => {
@@ -69,6 +68,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         }
         Action::Run { .. } => {}
     }
+    let child_env = env::child_env(std::env::vars_os(), &exports);
 
     // 5. Render every template, then write them (or show them, with --dry-run).
     let rendered = render_templates(&config.templates, &sources, &child_env)?;
