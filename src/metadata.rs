@@ -248,24 +248,45 @@ pub fn escape_prefix(bytes: &[u8]) -> String {
     format!("\"{shown}\"")
 }
 
-/// Asks `{base}/self/container` who this container is, until `deadline`.
-///
-/// With the default URL, a name that does not resolve sends the next attempt to the link-local
-/// address Rancher's own agents use, and back, alternating until one answers.
-pub fn fetch_identity(base_url: &str, started: Instant, deadline: Instant) -> Result<Identity, Fail> {
-    let client = Client::new();
-    let primary = format!("{base_url}/self/container");
-    let fallback = (base_url == DEFAULT_METADATA_URL).then(|| format!("{LINK_LOCAL_METADATA_URL}/self/container"));
-    let mut next_is_fallback = false;
-    let identity = retry("metadata", started, deadline, |_| {
-        let url = match (&fallback, next_is_fallback) {
+/// One metadata key to ask, `{base}/{key}`. With the default base URL, a name that does not
+/// resolve sends the next attempt to the link-local address Rancher's own agents use, and back,
+/// alternating until one answers. Shared by the identity and the `self/service` peer requests.
+#[derive(Debug)]
+pub struct Endpoint {
+    primary: String,
+    fallback: Option<String>,
+    next_is_fallback: bool,
+}
+
+impl Endpoint {
+    pub fn new(base_url: &str, key: &str) -> Endpoint {
+        Endpoint {
+            primary: format!("{base_url}/{key}"),
+            fallback: (base_url == DEFAULT_METADATA_URL).then(|| format!("{LINK_LOCAL_METADATA_URL}/{key}")),
+            next_is_fallback: false,
+        }
+    }
+
+    /// One attempt (see [`Client::get_json`]), at whichever URL is next.
+    pub fn get_json(&mut self, client: &Client, deadline: Instant) -> Result<Value, AttemptError> {
+        let url = match (&self.fallback, self.next_is_fallback) {
             (Some(fallback), true) => fallback,
-            _ => &primary,
+            _ => &self.primary,
         };
         let answer = client.get_json(url, deadline);
-        next_is_fallback =
-            fallback.is_some() && !next_is_fallback && matches!(answer, Err(AttemptError::NameNotResolved(_)));
-        parse_container(&answer?).map_err(AttemptError::Invalid)
+        self.next_is_fallback = self.fallback.is_some()
+            && !self.next_is_fallback
+            && matches!(answer, Err(AttemptError::NameNotResolved(_)));
+        answer
+    }
+}
+
+/// Asks `{base}/self/container` who this container is, until `deadline`.
+pub fn fetch_identity(base_url: &str, started: Instant, deadline: Instant) -> Result<Identity, Fail> {
+    let client = Client::new();
+    let mut endpoint = Endpoint::new(base_url, "self/container");
+    let identity = retry("metadata", started, deadline, |_| {
+        parse_container(&endpoint.get_json(&client, deadline)?).map_err(AttemptError::Invalid)
     })?;
     log::debug!("metadata says: {identity:?}");
     Ok(identity)
@@ -335,6 +356,15 @@ pub fn reachable(ip: IpAddr) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_the_default_url_has_a_link_local_fallback() {
+        let endpoint = Endpoint::new(DEFAULT_METADATA_URL, "self/service");
+        assert_eq!(endpoint.fallback.as_deref(), Some("http://169.254.169.250/2016-07-29/self/service"));
+        let endpoint = Endpoint::new("http://127.0.0.1:9/latest", "self/service");
+        assert_eq!(endpoint.primary, "http://127.0.0.1:9/latest/self/service");
+        assert!(endpoint.fallback.is_none());
+    }
 
     #[test]
     fn a_full_answer() {

@@ -82,10 +82,9 @@ fn from_dns(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
 /// Asks metadata for the service's containers, retrying like the identity request does.
 fn from_metadata(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
     let client = metadata::Client::new();
-    let urls = service::Urls::new(query.metadata_url);
-    let mut next = 0;
+    let mut endpoint = metadata::Endpoint::new(query.metadata_url, "self/service");
     let peers = metadata::retry("peers", query.started, query.deadline, |_| {
-        let found = service::fetch(&client, &urls, &mut next, query.self_ip, query.deadline)?;
+        let found = service::fetch(&client, &mut endpoint, query.self_ip, query.deadline)?;
         if query.wait == 0 { Ok(found) } else { enough(query, found) }
     })?;
     if peers.is_empty() {

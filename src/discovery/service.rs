@@ -13,46 +13,16 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::cli::DEFAULT_METADATA_URL;
-use crate::metadata::{self, AttemptError, LINK_LOCAL_METADATA_URL, escape_prefix};
+use crate::metadata::{self, AttemptError, escape_prefix};
 
-/// Where `self/service` is asked: the configured URL and, for the default one, the link-local
-/// address Rancher's own agents use when the name does not resolve.
-#[derive(Debug)]
-pub(super) struct Urls {
-    primary: String,
-    fallback: Option<String>,
-}
-
-impl Urls {
-    pub(super) fn new(base_url: &str) -> Urls {
-        Urls {
-            primary: format!("{base_url}/self/service"),
-            fallback: (base_url == DEFAULT_METADATA_URL).then(|| format!("{LINK_LOCAL_METADATA_URL}/self/service")),
-        }
-    }
-}
-
-/// One request. `next` says which URL to ask (1: the fallback) and is flipped when the name does
-/// not resolve, so that attempts alternate between the two.
+/// One request: the peers `self/service` lists, this node excluded.
 pub(super) fn fetch(
     client: &metadata::Client,
-    urls: &Urls,
-    next: &mut u8,
+    endpoint: &mut metadata::Endpoint,
     self_ip: IpAddr,
     deadline: Instant,
 ) -> Result<Vec<IpAddr>, AttemptError> {
-    let url = match (&urls.fallback, *next) {
-        (Some(fallback), 1) => fallback,
-        _ => &urls.primary,
-    };
-    let answer = client.get_json(url, deadline);
-    if urls.fallback.is_some() {
-        *next = match (&answer, *next) {
-            (Err(AttemptError::NameNotResolved(_)), 0) => 1,
-            _ => 0,
-        };
-    }
+    let answer = endpoint.get_json(client, deadline);
     let found = peers(&answer?).map_err(AttemptError::Invalid)?;
     Ok(found.into_iter().filter(|ip| *ip != self_ip).collect())
 }
@@ -166,13 +136,5 @@ mod tests {
         assert!(peers(&json!([1])).is_err());
         assert!(peers(&json!("web")).is_err());
         assert!(peers(&json!({"containers": {"a": 1}})).is_err());
-    }
-
-    #[test]
-    fn the_default_url_has_a_link_local_fallback() {
-        assert!(Urls::new(DEFAULT_METADATA_URL).fallback.is_some());
-        let urls = Urls::new("http://127.0.0.1:9/latest");
-        assert_eq!(urls.primary, "http://127.0.0.1:9/latest/self/service");
-        assert!(urls.fallback.is_none());
     }
 }
