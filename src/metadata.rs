@@ -8,13 +8,13 @@
 //! redirect and uses no proxy. The retry loop is shared with peer discovery (`--wait-peers`).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
 use serde_json::Value;
 use ureq::http::Uri;
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::cli::{DEFAULT_METADATA_URL, check_name};
@@ -24,6 +24,9 @@ use crate::exit::{Exit, Fail};
 /// What Rancher's own components use when the metadata name does not resolve.
 pub const LINK_LOCAL_METADATA_URL: &str = "http://169.254.169.250/2016-07-29";
 
+/// A DNS server that does not answer (Rancher's, early) must not hold an attempt for the C
+/// library's 5 s: after this long the next attempt goes to the link-local address.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BODY_LIMIT: u64 = 64 * 1024;
@@ -137,6 +140,7 @@ impl Client {
             .proxy(None)
             .max_redirects(0)
             .http_status_as_error(false)
+            .timeout_resolve(Some(RESOLVE_TIMEOUT))
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
             // An answer is a few hundred bytes: ureq's 128 KiB defaults cost more to zero than the
@@ -144,7 +148,7 @@ impl Client {
             .input_buffer_size(4 * 1024)
             .output_buffer_size(1024)
             .build();
-        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), InlineResolver);
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), LiteralFirstResolver);
         Client { agent }
     }
 
@@ -192,12 +196,12 @@ impl Default for Client {
     }
 }
 
-/// ureq reports a name that resolves to nothing as `HostNotFound`, but a getaddrinfo failure
-/// (NXDOMAIN, no DNS server) as the I/O error std makes of it, which has no errno and no
-/// dedicated kind: std's message is the only mark it has.
+/// ureq reports a name that resolves to nothing as `HostNotFound`, a lookup that hangs as a
+/// resolve timeout, but a getaddrinfo failure (NXDOMAIN, no DNS server) as the I/O error std
+/// makes of it, which has no errno and no dedicated kind: std's message is the only mark it has.
 fn is_name_resolution_failure(error: &ureq::Error) -> bool {
     match error {
-        ureq::Error::HostNotFound => true,
+        ureq::Error::HostNotFound | ureq::Error::Timeout(ureq::Timeout::Resolve) => true,
         ureq::Error::Io(io) => {
             io.raw_os_error().is_none() && io.to_string().starts_with("failed to lookup address information")
         }
@@ -205,28 +209,29 @@ fn is_name_resolution_failure(error: &ureq::Error) -> bool {
     }
 }
 
-/// Resolves on the calling thread. ureq's own resolver starts a thread for every lookup once a
-/// timeout is set, even for an IP literal: that costs a boot more than the request, and a thread
-/// stuck in a lookup would outlive the boot (and, with `--init`, could take a signal meant for
-/// the program). An IP literal needs no lookup at all; a name is bounded by the C library's own
-/// resolver timeout (resolv.conf `timeout`, 5 s by default) instead of ureq's.
+/// Takes an IP literal as it is, on the calling thread. ureq's own resolver starts a thread for
+/// every lookup once a timeout is set, even for an IP literal, and that thread costs a boot more
+/// than the request. A name still goes to ureq's resolver: its thread is what bounds a lookup
+/// that hangs (the C library's resolver waits its own `timeout`, 5 s by default) by our deadline.
+/// Such a thread may outlive the boot; `--init` passes on any signal it would take.
 #[derive(Debug)]
-struct InlineResolver;
+struct LiteralFirstResolver;
 
-impl Resolver for InlineResolver {
-    fn resolve(&self, uri: &Uri, _: &ureq::config::Config, _: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+impl Resolver for LiteralFirstResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
-        let port = authority.port_u16().unwrap_or(80);
         let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let Ok(ip) = host.parse::<IpAddr>() else {
+            return DefaultResolver::default().resolve(uri, config, timeout);
+        };
         let mut addresses = self.empty();
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            addresses.push(SocketAddr::new(ip, port));
-            return Ok(addresses);
-        }
-        for address in (host, port).to_socket_addrs()?.take(16) {
-            addresses.push(address);
-        }
-        if addresses.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(addresses) }
+        addresses.push(SocketAddr::new(ip, authority.port_u16().unwrap_or(80)));
+        Ok(addresses)
     }
 }
 

@@ -302,3 +302,42 @@ fn not_found_for_good_is_69_naming_the_status_and_the_url() {
     let last = stderr(&output).lines().last().unwrap_or_default().to_string();
     assert!(last.ends_with(&format!("last error: GET {}/self/container: HTTP 404", server.url())), "{last}");
 }
+
+#[test]
+fn fault_10_a_dns_server_that_never_answers_costs_an_attempt_not_the_deadline() {
+    // Rancher's DNS may not answer at all early on. The C library would wait its own 5 s per
+    // lookup; an attempt gives up after 2 s (so the default URL's next try is the link-local
+    // address), and the overall deadline still holds.
+    let silent = std::net::UdpSocket::bind("127.0.0.77:53").expect("bind a silent DNS server");
+    let dir = tempdir();
+    let resolv = write_file(&dir.path().join("resolv.conf"), "nameserver 127.0.0.77\noptions timeout:5 attempts:1\n");
+    let mut command = std::process::Command::new("unshare");
+    command.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#,
+    ]);
+    command.arg(&resolv).arg(BIN);
+    command.args(["--metadata-url", "http://metadata.rancher-boot.test/2016-07-29", "--timeout", "3s"]);
+    command.args(["--peers", "none", "--node-basename", "hello", "--", "true"]);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("RANCHER") {
+            command.env_remove(name);
+        }
+    }
+    let started = Instant::now();
+    let output = run(&mut command);
+    let elapsed = started.elapsed();
+    drop(silent);
+    assert_code(&output, 69);
+    assert!(elapsed < Duration::from_millis(3800), "the deadline holds: {elapsed:?}");
+    let first = stderr(&output).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains("attempt 1 failed after 2.0s")
+            && first.contains("host name does not resolve (timeout: resolve)"),
+        "{first}"
+    );
+}
