@@ -10,13 +10,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::{Exit, Fail};
 use crate::fail;
 
+mod quick;
+
 /// The metadata URL that Rancher 1.x containers reach through Rancher's DNS.
 pub const DEFAULT_METADATA_URL: &str = "http://rancher-metadata.rancher.internal/2016-07-29";
+const DEFAULT_TIMEOUT: &str = "60s";
+const DEFAULT_RUNTIME_DIR: &str = "/tmp/rancher-boot";
+const DEFAULT_LOG: &str = "info";
 
 const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
        rancher-boot [OPTIONS] ARGS...          (passthrough: exec --app ARGS...)
@@ -34,7 +40,8 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
     version,
     override_usage = USAGE,
     allow_external_subcommands = true,
-    after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins.\n\
+    after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins. \
+                  The variables of --init and --dry-run take 1/0, true/false, yes/no or on/off.\n\
                   Exit codes: 64 usage, 65 invalid metadata, 66 template missing, 69 metadata or peers \
                   unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, 128+N signal."
 )]
@@ -61,7 +68,7 @@ pub struct Options {
     pub metadata_url: String,
 
     /// Overall deadline for metadata and for --wait-peers (e.g. 500ms, 60s, 2m)
-    #[arg(long, env = "RANCHER_BOOT_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "RANCHER_BOOT_TIMEOUT", value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration, global = true)]
     pub timeout: Duration,
 
     /// Program for passthrough (`rancher-boot remote_console`)
@@ -99,7 +106,7 @@ pub struct Options {
         long,
         env = "RANCHER_BOOT_RUNTIME_DIR",
         value_name = "DIR",
-        default_value = "/tmp/rancher-boot",
+        default_value = DEFAULT_RUNTIME_DIR,
         global = true
     )]
     pub runtime_dir: PathBuf,
@@ -125,11 +132,11 @@ pub struct Options {
     pub cookie_file: Option<PathBuf>,
 
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
-    #[arg(long, env = "RANCHER_BOOT_INIT", global = true)]
+    #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = BoolishValueParser::new(), global = true)]
     pub init: bool,
 
     /// Do everything but the exec: print rendered files and the command instead
-    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", global = true)]
+    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = BoolishValueParser::new(), global = true)]
     pub dry_run: bool,
 
     /// More log output (repeat for more)
@@ -145,7 +152,7 @@ pub struct Options {
         long = "log",
         env = "RANCHER_BOOT_LOG",
         value_name = "FILTER",
-        default_value = "info",
+        default_value = DEFAULT_LOG,
         global = true,
         hide = true
     )]
@@ -276,6 +283,16 @@ impl Cli {
     /// "a positional after `--`" next to external subcommands, so the split is made here, with
     /// clap's own list of which options take a value.
     pub fn parse_args(argv: Vec<OsString>) -> Result<Cli, clap::Error> {
+        // Every container start: the plain boot form, without building clap's command.
+        if let Some(cli) = quick::parse_boot_form(&argv, |name| std::env::var_os(name)) {
+            return Ok(cli);
+        }
+        Self::parse_args_with_clap(argv)
+    }
+
+    /// [`Cli::parse_args`] by clap alone: everything but the plain boot form, and the reference
+    /// that the quick parser is tested against.
+    fn parse_args_with_clap(argv: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
         // The options alone: enough to find the split, and to parse the boot form, which is every
         // container start. Building the full command copies each global option into every
@@ -525,15 +542,40 @@ fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::sync::{Mutex, PoisonError};
+
+    static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+    /// Runs `f` with exactly `vars` among rancher-boot's variables (clap reads the process
+    /// environment), one such test at a time.
+    pub(crate) fn with_env<T>(vars: &[(&str, &str)], f: impl FnOnce() -> T) -> T {
+        let _guard = ENV_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let ours = |name: &str| name.starts_with("RANCHER_BOOT_") || name == "RANCHER_METADATA_URL";
+        // SAFETY: the tests that set or read these variables hold ENV_LOCK, and std serialises its
+        // own environment calls; nextest runs each test in a process of its own besides.
+        unsafe {
+            for (name, _) in std::env::vars_os() {
+                if name.to_str().is_some_and(ours) {
+                    std::env::remove_var(name);
+                }
+            }
+            vars.iter().for_each(|(name, value)| std::env::set_var(name, value));
+        }
+        let result = f();
+        // SAFETY: as above.
+        unsafe { vars.iter().for_each(|(name, _)| std::env::remove_var(name)) };
+        result
+    }
 
     fn cli(args: &[&str]) -> Cli {
-        Cli::parse_args(args.iter().map(OsString::from).collect()).unwrap()
+        with_env(&[], || Cli::parse_args(args.iter().map(OsString::from).collect()).unwrap())
     }
 
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let cli = Cli::parse_args(args.iter().map(OsString::from).collect()).map_err(|e| e.to_string())?;
+        let cli =
+            with_env(&[], || Cli::parse_args(args.iter().map(OsString::from).collect())).map_err(|e| e.to_string())?;
         cli.into_config().map_err(|f| f.to_string())
     }
 
