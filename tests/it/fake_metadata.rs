@@ -435,3 +435,25 @@ fn a_bad_answers_file_or_no_mode_is_refused() {
     let output = Command::new(BIN).args(["--mirror"]).output().expect("run");
     assert_eq!(output.status.code(), Some(2), "--mirror needs --service");
 }
+
+#[test]
+fn slow_and_idle_clients_do_not_hold_up_the_others() {
+    // Each answer waits a second: fifty clients at once must be served side by side (one after
+    // the other would take fifty seconds), also while idle clients hold connections open.
+    let fake = Fake::start(&["--mirror", "--service", "hello", "--delay", "1s"]);
+    let _idle: Vec<TcpStream> = (0..10).map(|_| connect_from(Ipv4Addr::LOCALHOST, fake.addr)).collect();
+    let start = Instant::now();
+    let head = b"GET /latest/self/container/primary_ip HTTP/1.1\r\nHost: rancher-metadata\r\n\r\n";
+    let answers: Vec<Response> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (1..=50)
+            .map(|i| scope.spawn(move || exchange(connect_from(Ipv4Addr::new(127, 0, 1, i), fake.addr), head)))
+            .collect();
+        clients.into_iter().map(|c| c.join().expect("client thread")).collect()
+    });
+    let elapsed = start.elapsed();
+    for (i, answer) in (1..).zip(&answers) {
+        assert_eq!(answer.pair(), (200, format!("127.0.1.{i}").as_str()));
+    }
+    assert!(elapsed >= Duration::from_secs(1), "answered after {elapsed:?}, before the delay");
+    assert!(elapsed < Duration::from_secs(15), "50 delayed answers took {elapsed:?}: served one by one?");
+}

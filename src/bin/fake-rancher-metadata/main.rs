@@ -3,16 +3,16 @@
 //! It lets images built for Rancher run on plain Docker or a laptop, and it is the metadata
 //! service of this project's integration tests and end-to-end demo. The program reads like a
 //! script: parse the flags, load the answers, block the stop signals and give them to one
-//! thread, bind, then serve each connection on its own thread. HTTP is the minimum a metadata
-//! client needs (one request per connection, `Connection: close`), hand-written on std so the
-//! binary stays small and static.
+//! thread, bind, then serve from a pool of threads that each accept a connection and answer it
+//! (see `Pool`). HTTP is the minimum a metadata client needs (one request per connection,
+//! `Connection: close`), hand-written on std so the binary stays small and static.
 //!
 //! `render.rs` owns the real server's rendering rules, `source.rs` the per-caller answers.
 
 mod render;
 mod source;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -155,24 +155,69 @@ fn main() {
     let local = listener.local_addr().unwrap_or(cli.listen);
     eprintln!("fake-rancher-metadata: listening on {local}");
 
-    let for_signals = Arc::clone(&server);
-    std::thread::spawn(move || wait_for_signals(&signals, &for_signals));
+    let pool = Arc::new(Pool {
+        listener,
+        server: Arc::clone(&server),
+        waiting: AtomicUsize::new(0),
+        active: AtomicUsize::new(0),
+    });
+    if (0..INITIAL_ACCEPTORS).filter(|_| Pool::spawn_acceptor(&pool)).count() == 0 {
+        fail("failed to start a thread");
+    }
+    wait_for_signals(&signals, &server);
+}
 
-    let active = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            continue; // dropping the stream closes it
-        }
-        let server = Arc::clone(&server);
-        let done = Arc::clone(&active);
-        let spawned = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
-            serve(&server, &stream);
-            done.fetch_sub(1, Ordering::SeqCst);
-        });
+/// Stack of the acceptor threads: serving a request needs little.
+const ACCEPTOR_STACK: usize = 256 * 1024;
+/// Acceptors started with the server: two, so that even the first request spawns nothing.
+const INITIAL_ACCEPTORS: usize = 2;
+/// Size of each acceptor's request buffer (that of a `BufReader`).
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Leader/followers: each thread blocks in `accept` on the shared listener and serves the
+/// connection it takes itself, so the common path spawns nothing. A thread that takes a
+/// connection when no other thread is left waiting in `accept` first spawns one more, so a
+/// slow client never holds up the others. Threads stay alive when idle (as many as the peak).
+#[derive(Debug)]
+struct Pool {
+    listener: TcpListener,
+    server: Arc<Server>,
+    /// Threads in (or on their way into) `accept`.
+    waiting: AtomicUsize,
+    /// Connections being served; over MAX_CONNECTIONS a connection is closed at once.
+    active: AtomicUsize,
+}
+
+impl Pool {
+    /// Start one more acceptor; false when the thread could not be created.
+    fn spawn_acceptor(pool: &Arc<Pool>) -> bool {
+        pool.waiting.fetch_add(1, Ordering::SeqCst);
+        let for_thread = Arc::clone(pool);
+        let spawned = std::thread::Builder::new().stack_size(ACCEPTOR_STACK).spawn(move || for_thread.accept_loop());
         if spawned.is_err() {
-            active.fetch_sub(1, Ordering::SeqCst);
+            pool.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        spawned.is_ok()
+    }
+
+    /// Entered with this thread counted in `waiting`; never returns.
+    fn accept_loop(self: &Arc<Self>) -> ! {
+        // Buffers that live as long as the thread, so that a request reads and writes without
+        // allocating (musl's malloc would map and unmap them for each request).
+        let mut buffers = Buffers { input: vec![0; READ_BUFFER].into_boxed_slice(), output: Vec::new() };
+        loop {
+            let accepted = self.listener.accept();
+            let others_waiting = self.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
+            if let Ok((stream, peer)) = accepted {
+                if self.active.fetch_add(1, Ordering::SeqCst) < MAX_CONNECTIONS
+                    && (others_waiting > 0 || Pool::spawn_acceptor(self))
+                {
+                    serve(&self.server, &stream, peer, &mut buffers);
+                }
+                self.active.fetch_sub(1, Ordering::SeqCst);
+                drop(stream); // closes it, served or not
+            }
+            self.waiting.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -210,13 +255,19 @@ fn reload(server: &Server) {
     }
 }
 
+/// An acceptor's buffers, reused from one connection to the next.
+#[derive(Debug)]
+struct Buffers {
+    input: Box<[u8]>,
+    output: Vec<u8>,
+}
+
 /// One connection: one request, one answer, one log line.
-fn serve(server: &Server, stream: &TcpStream) {
-    let Ok(peer) = stream.peer_addr() else { return };
+fn serve(server: &Server, stream: &TcpStream, peer: SocketAddr, buffers: &mut Buffers) {
     let caller = peer.ip().to_canonical();
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
-    let mut reader = BufReader::new(stream);
+    let mut reader = Buffered { inner: stream, buf: &mut buffers.input, pos: 0, filled: 0 };
 
     let (method, target, answer) = match read_request(&mut reader) {
         Ok(request) => {
@@ -232,12 +283,48 @@ fn serve(server: &Server, stream: &TcpStream) {
     // Logged before the answer is sent, so that a client that has its answer finds the line;
     // control characters from the client never reach the terminal.
     let printable = |s: &str| s.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>();
-    eprintln!("fake-rancher-metadata: {caller} {} {} {}", printable(&method), printable(&target), answer.status);
+    // One write, so that lines of concurrent requests never mix.
+    let line =
+        format!("fake-rancher-metadata: {caller} {} {} {}\n", printable(&method), printable(&target), answer.status);
+    eprint!("{line}");
+    // Head and body in one write: one segment for the client to wait for.
     let mut writer = stream;
-    let head_only = method == "HEAD";
-    let _ = write_answer(&mut writer, &answer, head_only);
-    let _ = writer.flush();
+    encode_answer(&mut buffers.output, &answer, method == "HEAD");
+    let _ = writer.write_all(&buffers.output);
     let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// `BufReader` over a borrowed buffer: reads the same way, allocates nothing.
+#[derive(Debug)]
+struct Buffered<'a, R> {
+    inner: R,
+    buf: &'a mut [u8],
+    pos: usize,
+    filled: usize,
+}
+
+impl<R: Read> Read for Buffered<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Buffered<'_, R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.filled {
+            self.filled = self.inner.read(self.buf)?;
+            self.pos = 0;
+        }
+        Ok(&self.buf[self.pos..self.filled])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.filled);
+    }
 }
 
 #[derive(Debug)]
@@ -340,14 +427,16 @@ fn respond(server: &Server, caller: IpAddr, method: &str, target: &str, format: 
     let Some(keys) = segments.map(render::query_unescape).collect::<Option<Vec<String>>>() else {
         return Answer::error(format, 400, "invalid URL escape");
     };
-    let tree = server.source.read().unwrap_or_else(|e| e.into_inner()).tree(version, caller, &server.callers);
-    match tree.as_ref().and_then(|tree| render::lookup(tree, &keys)) {
+    let source = server.source.read().unwrap_or_else(|e| e.into_inner());
+    let tree = source.tree(version, caller, &server.callers);
+    match tree.as_deref().and_then(|tree| render::lookup(tree, &keys)) {
         Some(value) => Answer::ok(render::render(value, format)),
         None => Answer::not_found(format),
     }
 }
 
-fn write_answer(writer: &mut impl Write, answer: &Answer, head_only: bool) -> std::io::Result<()> {
+/// The whole HTTP answer, head and (unless `head_only`) body, into `out` (emptied first).
+fn encode_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool) {
     let reason = match answer.status {
         200 => "OK",
         400 => "Bad Request",
@@ -356,22 +445,14 @@ fn write_answer(writer: &mut impl Write, answer: &Answer, head_only: bool) -> st
         431 => "Request Header Fields Too Large",
         _ => "Error",
     };
-    let mut head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
-        answer.status,
-        answer.body.len()
-    );
-    if answer.status == 200 {
-        head.push_str("Access-Control-Allow-Origin: *\r\n");
-    } else {
-        head.push_str("X-Content-Type-Options: nosniff\r\n");
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    writer.write_all(head.as_bytes())?;
+    let extra = if answer.status == 200 { "Access-Control-Allow-Origin: *" } else { "X-Content-Type-Options: nosniff" };
+    out.clear();
+    let (status, length) = (answer.status, answer.body.len());
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    let _ = write!(out, "Content-Length: {length}\r\n{extra}\r\nConnection: close\r\n\r\n");
     if !head_only {
-        writer.write_all(answer.body.as_bytes())?;
+        out.extend_from_slice(answer.body.as_bytes());
     }
-    Ok(())
 }
 
 /// `250ms`, `3s`, `1.5s`, `2m`, `1h`; a bare number is seconds.
@@ -420,5 +501,42 @@ mod tests {
         assert!(matches!(read_request(&mut huge.as_bytes()), Err(RequestError::Bad(431, _))));
         assert!(matches!(read_request(&mut &b"nonsense\r\n\r\n"[..]), Err(RequestError::Bad(400, _))));
         assert!(matches!(read_request(&mut &b""[..]), Err(RequestError::Closed)));
+    }
+
+    #[test]
+    fn the_borrowed_buffer_reads_like_a_bufreader() {
+        // A client whose request arrives a few bytes at a time, read through a tiny buffer.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(3);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let raw = b"\r\nGET /latest/self HTTP/1.1\r\nHost: x\r\naccept: application/json\r\n\r\n";
+        let mut buf = [0; 5];
+        let mut reader = Buffered { inner: Trickle(raw), buf: &mut buf, pos: 0, filled: 0 };
+        let request = read_request(&mut reader).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((request.method.as_str(), request.target.as_str()), ("GET", "/latest/self"));
+        assert_eq!(request.accept.as_deref(), Some("application/json"));
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_REQUEST));
+        let mut buf = vec![0; READ_BUFFER];
+        let mut reader = Buffered { inner: huge.as_bytes(), buf: &mut buf, pos: 0, filled: 0 };
+        assert!(matches!(read_request(&mut reader), Err(RequestError::Bad(431, _))));
+    }
+
+    #[test]
+    fn the_answer_is_one_buffer() {
+        let mut out = b"left over".to_vec();
+        encode_answer(&mut out, &Answer::ok("10.42.0.5".into()), false);
+        let expected = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 9\r\n\
+                        Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n10.42.0.5";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+        encode_answer(&mut out, &Answer::not_found(Format::Text), true);
+        let expected = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\
+                        X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
     }
 }

@@ -2,9 +2,11 @@
 //! that invents a container for whoever asks. Also the per-caller bookkeeping that the fault
 //! knobs need (first request time, request count).
 //!
-//! Each request gets a fresh tree for its API version (`self/…`, `version`, and in mirror mode
-//! `containers`, `services`, `stacks`); the rendering rules live in `render.rs`.
+//! Each request is looked up in a tree for its API version (`self/…`, `version`, and in mirror
+//! mode `containers`, `services`, `stacks`): an answers file's trees are built once, when it is
+//! loaded; mirror mode builds a fresh one per request. The rendering rules live in `render.rs`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::Path;
@@ -20,7 +22,7 @@ pub const VERSIONS: [&str; 4] = ["2015-07-25", "2015-12-19", "2016-07-29", "late
 #[derive(Debug)]
 pub enum Source {
     /// IP (or `default`) → the caller's `self` object (`container`, `service`, `stack`, …).
-    Answers(Map<String, Value>),
+    Answers(Answers),
     Mirror(Mirror),
 }
 
@@ -71,9 +73,47 @@ impl Callers {
     }
 }
 
+/// An answers file: for each key (an IP address or `default`), the whole tree that `/{version}/…`
+/// is looked up in, once per kind of API version.
+#[derive(Debug)]
+pub struct Answers {
+    trees: HashMap<String, [Value; VERSION_KINDS]>,
+}
+
+/// API versions that differ in their trees (see `adapt_to_version`).
+const VERSION_KINDS: usize = 3;
+
+/// Which of the per-version trees `version` is answered from.
+fn version_kind(version: &str) -> usize {
+    match version {
+        "2015-07-25" => 0,
+        "2016-07-29" | "latest" => 2,
+        _ => 1, // 2015-12-19, and any other: the tree as written
+    }
+}
+
+impl Answers {
+    /// The trees of every key of `map` (keyed by IP or `default`, each value a `self`).
+    pub fn new(map: Map<String, Value>) -> Answers {
+        let trees = map
+            .into_iter()
+            .map(|(key, own)| {
+                let tree = json!({ "self": own, "version": "1" });
+                let trees = ["2015-07-25", "2015-12-19", "2016-07-29"].map(|version| {
+                    let mut tree = tree.clone();
+                    adapt_to_version(&mut tree, version);
+                    tree
+                });
+                (key, trees)
+            })
+            .collect();
+        Answers { trees }
+    }
+}
+
 /// Read and check an answers file: a JSON object whose keys are IP addresses (or `default`,
 /// used for callers that have no entry) and whose values are objects.
-pub fn load_answers(path: &Path) -> Result<Map<String, Value>, String> {
+pub fn load_answers(path: &Path) -> Result<Answers, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("failed to parse {}: {e}", path.display()))?;
     let Value::Object(map) = value else {
@@ -87,22 +127,25 @@ pub fn load_answers(path: &Path) -> Result<Map<String, Value>, String> {
             return Err(format!("{}: the value of {key:?} must be an object", path.display()));
         }
     }
-    Ok(map)
+    Ok(Answers::new(map))
 }
 
 impl Source {
     /// The whole tree that `/{version}/…` is looked up in for caller `ip`, or `None` when the
-    /// caller is unknown (the real server then answers 404 to every path).
-    pub fn tree(&self, version: &str, ip: IpAddr, callers: &Mutex<Callers>) -> Option<Value> {
-        let mut tree = match self {
+    /// caller is unknown (the real server then answers 404 to every path). An answers file's
+    /// tree is borrowed; mirror mode's is built for this request.
+    pub fn tree(&self, version: &str, ip: IpAddr, callers: &Mutex<Callers>) -> Option<Cow<'_, Value>> {
+        match self {
             Source::Answers(answers) => {
-                let own = answers.get(&ip.to_string()).or_else(|| answers.get("default"))?;
-                json!({ "self": own, "version": "1" })
+                let trees = answers.trees.get(&ip.to_string()).or_else(|| answers.trees.get("default"))?;
+                Some(Cow::Borrowed(&trees[version_kind(version)]))
             }
-            Source::Mirror(mirror) => mirror.tree(ip, callers),
-        };
-        adapt_to_version(&mut tree, version);
-        Some(tree)
+            Source::Mirror(mirror) => {
+                let mut tree = mirror.tree(ip, callers);
+                adapt_to_version(&mut tree, version);
+                Some(Cow::Owned(tree))
+            }
+        }
     }
 }
 
@@ -278,14 +321,15 @@ mod tests {
         let now = Instant::now();
         callers.lock().unwrap_or_else(|e| e.into_inner()).record(a, now);
         callers.lock().unwrap_or_else(|e| e.into_inner()).record(b, now);
-        let tree = mirror().tree("latest", b, &callers).unwrap_or_default();
+        let mirror = mirror();
+        let tree = mirror.tree("latest", b, &callers).unwrap_or_default();
         assert_eq!(tree["self"]["container"]["primary_ip"], "10.42.0.6");
         assert_eq!(tree["self"]["container"]["name"], "demo-hello-2");
         assert_eq!(tree["self"]["service"]["name"], "hello");
         assert_eq!(tree["self"]["service"]["containers"][0]["primary_ip"], "10.42.0.5");
-        let old = mirror().tree("2015-12-19", b, &callers).unwrap_or_default();
+        let old = mirror.tree("2015-12-19", b, &callers).unwrap_or_default();
         assert_eq!(old["self"]["container"]["name"], "Demo-Hello-2");
-        let oldest = mirror().tree("2015-07-25", b, &callers).unwrap_or_default();
+        let oldest = mirror.tree("2015-07-25", b, &callers).unwrap_or_default();
         assert_eq!(oldest["self"]["service"]["containers"][1], "Demo-Hello-2");
     }
 
@@ -294,11 +338,12 @@ mod tests {
         let callers = Mutex::new(Callers::default());
         let mut map = Map::new();
         map.insert("10.0.0.1".into(), json!({"container": {"name": "a"}}));
-        let source = Source::Answers(map.clone());
+        let source = Source::Answers(Answers::new(map.clone()));
         let other: IpAddr = "10.0.0.2".parse().unwrap_or_else(|_| unreachable!());
         assert!(source.tree("latest", other, &callers).is_none());
         map.insert("default".into(), json!({"container": {"name": "d"}}));
-        let tree = Source::Answers(map).tree("latest", other, &callers).unwrap_or_default();
+        let source = Source::Answers(Answers::new(map));
+        let tree = source.tree("latest", other, &callers).unwrap_or_default();
         assert_eq!(tree["self"]["container"]["name"], "d");
     }
 }
