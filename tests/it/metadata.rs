@@ -68,7 +68,7 @@ fn fault_01_connection_refused_then_answers() {
     let failed = warnings(&output);
     assert!(failed >= 10, "one warning per failed attempt over 3 s, got {failed}:\n{}", stderr(&output));
     assert!(stderr(&output).contains("Connection refused"), "{}", stderr(&output));
-    // Back-off is capped near 250 ms: the first request after readiness comes soon after it.
+    // Back-off is capped at 200 ms: the first request after readiness comes soon after it.
     let ready = ready.lock().expect("lock").expect("ready");
     let first = server.log.lock().expect("log")[0].0;
     assert!(first.duration_since(ready) < Duration::from_millis(600), "{:?}", first.duration_since(ready));
