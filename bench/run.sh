@@ -88,6 +88,8 @@ tools=$out/tools
 mkdir -p "$tools"
 rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols --target "$target" \
     -o "$tools/exec-floor" "$bench/tools/exec_floor.rs"
+rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols --target "$target" \
+    -o "$tools/request-floor" "$bench/tools/request_floor.rs"
 rustc --edition 2021 -O --target "$target" -o "$tools/herd" "$bench/tools/herd.rs"
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +136,7 @@ start_fake() {
         cat "$log" >&2
         exit 1
     fi
+    fake_addr=$addr
     fake_url="http://$addr/2016-07-29"
 }
 
@@ -171,10 +174,13 @@ dns_server=127.0.0.1:$dns_port
 
 start_fake "$out/fake.log"
 url=$fake_url
+addr=$fake_addr
 echo "fake-rancher-metadata at $url, dnsmasq at $dns_server answering $peer_query"
 
 # The commands under test.
 cmd_none="$rb -q --metadata-url $url --peers none -- /bin/true"
+cmd_local="$rb -q --source local --ip 10.42.96.65 --service hello --peers none -- /bin/true"
+cmd_request_floor="$tools/request-floor $addr /bin/true"
 cmd_dns="$rb -q --metadata-url $url --dns-server $dns_server --peer-query $peer_query -- /bin/true"
 cmd_script="sh -c 'export RANCHER_IP=\$(busybox wget -qO- $url/self/container/primary_ip); export RANCHER_SERVICE_NAME=\$(busybox wget -qO- $url/self/service/name); exec /bin/true'"
 
@@ -188,6 +194,9 @@ sh -c "export RANCHER_IP=\$(busybox wget -qO- $url/self/container/primary_ip); e
 grep -qx 'script: 10.42.96.65 hello' "$out/script.txt"
 eval "$cmd_none"
 eval "$cmd_dns"
+eval "$cmd_local"
+"$tools/request-floor" "$addr" /usr/bin/env | grep -qx 'NODE_NAME=hello@10.42.96.65'
+
 
 # ---------------------------------------------------------------------------------------------
 step "machine"
@@ -208,6 +217,8 @@ hyperfine -N --warmup "$warmup" --runs "$runs" --style basic \
     --export-json "$out/hyperfine.json" --export-csv "$out/hyperfine.csv" \
     -n floor '/bin/true' \
     -n exec-floor "$tools/exec-floor /bin/true" \
+    -n request-floor "$cmd_request_floor" \
+    -n rb-local "$cmd_local" \
     -n rb-none "$cmd_none" \
     -n rb-dns "$cmd_dns" \
     -n script "$cmd_script" | tee "$out/hyperfine.txt"
@@ -227,6 +238,10 @@ ratios=$(awk -F, '
         printf "rb-none / script  %6.2f  [%5.2f]            <= 0.25\n", med["rb-none"]/med["script"], min["rb-none"]/min["script"]
         printf "rb-dns  / script  %6.2f  [%5.2f]            <= 0.25\n", med["rb-dns"]/med["script"], min["rb-dns"]/min["script"]
         printf "exec-floor/floor  %6.2f  [%5.2f]            (any static wrapper)\n", med["exec-floor"]/med["floor"], min["exec-floor"]/min["floor"]
+        printf "req-floor/floor   %6.2f  [%5.2f]            (any wrapper that asks metadata)\n", med["request-floor"]/med["floor"], min["request-floor"]/min["floor"]
+        printf "req-floor/script  %6.2f  [%5.2f]\n", med["request-floor"]/med["script"], min["request-floor"]/min["script"]
+        printf "rb-none/req-floor %6.2f  [%5.2f]            (rancher-boot over the least it could cost)\n", med["rb-none"]/med["request-floor"], min["rb-none"]/min["request-floor"]
+        printf "rb-local/floor    %6.2f  [%5.2f]            (no network)\n", med["rb-local"]/med["floor"], min["rb-local"]/min["floor"]
     }' "$out/hyperfine.csv")
 echo "$ratios" | tee "$out/ratios.txt"
 
