@@ -73,7 +73,7 @@ fi
 
 step "install packages"
 export DEBIAN_FRONTEND=noninteractive
-packages=(hyperfine busybox-static dnsmasq-base time file binutils procps)
+packages=(hyperfine busybox-static dnsmasq-base time file binutils procps musl-tools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -90,6 +90,7 @@ rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols --target "$t
     -o "$tools/exec-floor" "$bench/tools/exec_floor.rs"
 rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols --target "$target" \
     -o "$tools/request-floor" "$bench/tools/request_floor.rs"
+musl-gcc -static -Os -o "$tools/request-floor-c" "$bench/tools/request_floor.c"
 rustc --edition 2021 -O --target "$target" -o "$tools/herd" "$bench/tools/herd.rs"
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +182,7 @@ echo "fake-rancher-metadata at $url, dnsmasq at $dns_server answering $peer_quer
 cmd_none="$rb -q --metadata-url $url --peers none -- /bin/true"
 cmd_local="$rb -q --source local --ip 10.42.96.65 --service hello --peers none -- /bin/true"
 cmd_request_floor="$tools/request-floor $addr /bin/true"
+cmd_request_floor_c="$tools/request-floor-c $addr /bin/true"
 cmd_dns="$rb -q --metadata-url $url --dns-server $dns_server --peer-query $peer_query -- /bin/true"
 cmd_script="sh -c 'export RANCHER_IP=\$(busybox wget -qO- $url/self/container/primary_ip); export RANCHER_SERVICE_NAME=\$(busybox wget -qO- $url/self/service/name); exec /bin/true'"
 
@@ -196,6 +198,7 @@ eval "$cmd_none"
 eval "$cmd_dns"
 eval "$cmd_local"
 "$tools/request-floor" "$addr" /usr/bin/env | grep -qx 'NODE_NAME=hello@10.42.96.65'
+"$tools/request-floor-c" "$addr" /usr/bin/env | grep -qx 'NODE_NAME=hello@10.42.96.65'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +220,7 @@ hyperfine -N --warmup "$warmup" --runs "$runs" --style basic \
     --export-json "$out/hyperfine.json" --export-csv "$out/hyperfine.csv" \
     -n floor '/bin/true' \
     -n exec-floor "$tools/exec-floor /bin/true" \
+    -n request-floor-c "$cmd_request_floor_c" \
     -n request-floor "$cmd_request_floor" \
     -n rb-local "$cmd_local" \
     -n rb-none "$cmd_none" \
@@ -238,9 +242,12 @@ ratios=$(awk -F, '
         printf "rb-none / script  %6.2f  [%5.2f]            <= 0.25\n", med["rb-none"]/med["script"], min["rb-none"]/min["script"]
         printf "rb-dns  / script  %6.2f  [%5.2f]            <= 0.25\n", med["rb-dns"]/med["script"], min["rb-dns"]/min["script"]
         printf "exec-floor/floor  %6.2f  [%5.2f]            (any static wrapper)\n", med["exec-floor"]/med["floor"], min["exec-floor"]/min["floor"]
-        printf "req-floor/floor   %6.2f  [%5.2f]            (any wrapper that asks metadata)\n", med["request-floor"]/med["floor"], min["request-floor"]/min["floor"]
+        printf "req-floor-c/floor %6.2f  [%5.2f]            (any wrapper that asks metadata, C)\n", med["request-floor-c"]/med["floor"], min["request-floor-c"]/min["floor"]
+        printf "req-floor-c/script%6.2f  [%5.2f]\n", med["request-floor-c"]/med["script"], min["request-floor-c"]/min["script"]
+        printf "req-floor/floor   %6.2f  [%5.2f]            (the same in Rust with std)\n", med["request-floor"]/med["floor"], min["request-floor"]/min["floor"]
         printf "req-floor/script  %6.2f  [%5.2f]\n", med["request-floor"]/med["script"], min["request-floor"]/min["script"]
-        printf "rb-none/req-floor %6.2f  [%5.2f]            (rancher-boot over the least it could cost)\n", med["rb-none"]/med["request-floor"], min["rb-none"]/min["request-floor"]
+        printf "rb-none/req-floor-c %4.2f  [%5.2f]            (rancher-boot over the least any program could cost)\n", med["rb-none"]/med["request-floor-c"], min["rb-none"]/min["request-floor-c"]
+        printf "rb-none/req-floor %6.2f  [%5.2f]            (rancher-boot over the least a Rust std program could cost)\n", med["rb-none"]/med["request-floor"], min["rb-none"]/min["request-floor"]
         printf "rb-local/floor    %6.2f  [%5.2f]            (no network)\n", med["rb-local"]/med["floor"], min["rb-local"]/min["floor"]
     }' "$out/hyperfine.csv")
 echo "$ratios" | tee "$out/ratios.txt"
