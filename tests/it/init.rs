@@ -496,3 +496,36 @@ fn fault_20_the_program_gets_the_terminal_that_rancher_boot_had() {
     let (pgrp, tpgid) = found.split_once(" tpgid=").expect("tpgid");
     assert_eq!(pgrp, tpgid, "the program's group is the terminal's foreground\n{text}");
 }
+
+/// `RANCHER_BOOT_INIT=1` (what the README and Dockerfiles say) supervises like `--init`: the
+/// program is rancher-boot's child, not rancher-boot itself. `0` and `off` exec; a word that is
+/// not a boolean is a usage error, not a silent "off".
+#[test]
+fn the_init_variable_takes_1_yes_on_and_refuses_other_words() {
+    let mode = |value: &str| {
+        let mut command = rancher_boot();
+        command.args(["--source", "local", "--ip", "10.1.2.3", "--service", "t", "--peers", "none", "--"]);
+        command.args(["sh", "-c", "echo $$ $PPID"]).env("RANCHER_BOOT_INIT", value);
+        let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+        let child = child.expect("spawn rancher-boot");
+        let pid = child.id();
+        let output = child.wait_with_output().expect("wait for rancher-boot");
+        let ids: Vec<u32> = stdout(&output).split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        match ids.as_slice() {
+            [shell, parent] if *parent == pid => "init",
+            [shell, _] if *shell == pid => "exec",
+            _ => panic!("RANCHER_BOOT_INIT={value}: {:?} {}", output.status, stderr(&output)),
+        }
+    };
+    for value in ["1", "true", "yes", "on", "TRUE"] {
+        assert_eq!(mode(value), "init", "RANCHER_BOOT_INIT={value}");
+    }
+    for value in ["0", "false", "no", "off"] {
+        assert_eq!(mode(value), "exec", "RANCHER_BOOT_INIT={value}");
+    }
+    let mut command = rancher_boot();
+    command.args(["--source", "local", "--ip", "10.1.2.3", "--service", "t", "--peers", "none", "--", "true"]);
+    let output = run(command.env("RANCHER_BOOT_INIT", "sure"));
+    assert_code(&output, 64);
+    assert!(stderr(&output).contains("invalid value 'sure' for '--init"), "{}", stderr(&output));
+}
