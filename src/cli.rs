@@ -3,7 +3,9 @@
 //! Raw flags are validated here once (durations, URLs, node basename, template specs), so the
 //! rest of the program works with values that are known to be good. Every option has an
 //! environment twin; clap gives the flag precedence over the variable. Usage errors leave as
-//! exit 64 (clap's own default of 2 is not what `sysexits.h` users expect).
+//! exit 64 (clap's own default of 2 is not what `sysexits.h` users expect). The plain boot form,
+//! which every container start runs, is parsed by `quick.rs` without building clap's command;
+//! clap parses everything else and is the reference that parser is tested against.
 
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, SocketAddr};
@@ -294,9 +296,9 @@ impl Cli {
     /// that the quick parser is tested against.
     fn parse_args_with_clap(argv: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
-        // The options alone: enough to find the split, and to parse the boot form, which is every
-        // container start. Building the full command copies each global option into every
-        // subcommand, which was half of a boot's instructions; the boot form has no subcommand.
+        // The options alone: enough to find the split, and to parse a boot form that the quick
+        // parser left to clap (help, an error). Building the full command copies each global
+        // option into every subcommand; the boot form has no subcommand.
         let options_only = Options::augment_args(
             clap::Command::new("rancher-boot").version(env!("CARGO_PKG_VERSION")).override_usage(USAGE),
         );
