@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
 
+use rancher_boot::cli::parse_duration;
 use render::{Answer, Format};
 use source::{Callers, Mirror, Source, VERSIONS};
 
@@ -453,22 +454,6 @@ fn encode_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool) {
     if !head_only {
         out.extend_from_slice(answer.body.as_bytes());
     }
-}
-
-/// `250ms`, `3s`, `1.5s`, `2m`, `1h`; a bare number is seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
 }
 
 #[cfg(test)]
