@@ -470,12 +470,16 @@ impl<'a> Stub<'a> {
         let mut failure = Failure::Timeout;
         let mut buffer = [0u8; UDP_SIZE];
         while waiting.contains(&true) {
-            let left = left(limit).ok_or(Failure::Timeout)?;
+            // At the end of the turn, say why it ended: a malformed answer came, or none.
+            let Some(left) = left(limit) else { return Err(failure) };
             socket.set_read_timeout(Some(left)).map_err(|e| network(addr, &e))?;
             let datagram = match socket.recv(&mut buffer) {
                 Ok(len) => buffer.get(..len).unwrap_or_default(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(network(addr, &e)),
+                Err(e) => match network(addr, &e) {
+                    Failure::Timeout => return Err(failure),
+                    other => return Err(other),
+                },
             };
             for (i, ((&id, &qtype), query)) in ids.iter().zip(qtypes).zip(queries).enumerate() {
                 if !waiting.get(i).copied().unwrap_or(false) {

@@ -13,7 +13,16 @@
 //!
 //! Not read: `LOCALDOMAIN` and `RES_OPTIONS`, and the host name's domain as a default search list
 //! (glibc has both; musl neither). With no `nameserver` line the caller asks 127.0.0.1, as both
-//! C libraries do. [`parse_resolv_conf`] is pure; reading the file is the caller's job.
+//! C libraries do. [`parse`] is pure; [`read`] reads the file, again at each call (in a container
+//! it can be written after the entrypoint starts).
+//!
+//! Why not the `resolv-conf` crate (0.7, hickory's): it reads the same keywords, but not as the C
+//! library does, and each difference would need code around it that is longer than this parser:
+//! it takes indented lines as keywords (both C libraries ignore them: a keyword must start its
+//! line), clamps nothing (`timeout:0` or `attempts:99` pass as they are), keeps every nameserver
+//! (the C libraries use the first three), keeps a `%eth0` scope as text (we need the interface
+//! index for the socket address), and drops a whole line that is not UTF-8. The behaviour the
+//! tests below pin is the C library's; this file stays ours.
 
 use std::fs;
 use std::io;
