@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    BIN, MetadataServer, Reply, assert_code, rancher_boot, run, run_within, stderr, stdout, tempdir, wait_for,
+    MetadataServer, Reply, assert_code, rancher_boot, run, run_within, stderr, stdout, tempdir, wait_for,
 };
 
 /// Generous: CI machines are slow and busy; every wait below polls and ends as soon as it can.
@@ -158,17 +158,8 @@ fn boot(ip: &str, dns: &Dnsmasq, name: &str) -> Command {
 
 /// rancher-boot in a private mount namespace whose /etc/resolv.conf is `resolv_conf`.
 fn boot_with_resolv_conf(resolv_conf: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new("unshare");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
-            command.env_remove(&*name);
-        }
-    }
-    command.env("RANCHER_BOOT_LOG", "info");
-    command.args(["--mount", "--propagation", "private", "sh", "-c"]);
-    command.arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#);
-    command.arg(resolv_conf).arg(BIN).args(args);
+    let mut command = crate::support::dns::with_resolv_conf(resolv_conf);
+    command.args(args);
     command
 }
 
