@@ -2,7 +2,7 @@
 //! a compression loop, a pointer past the end, a name longer than 255 octets, 10,000 records over
 //! TCP, or the answer to another question. Each must give one clear line and no peers (or the
 //! next server's peers), never a crash, a hang past the resolver's timeout, or memory beyond a
-//! few MB.
+//! few MB (the boot peaks at about 6.5 MiB resident, a debug build included; the tests allow 16).
 //!
 //! The server is [`ScriptedDns`] on loopback; resolv.conf (bind-mounted in a private mount
 //! namespace, as the peers tests do: needs root and `unshare`) sets `timeout:1 attempts:1`, so
@@ -63,7 +63,7 @@ fn no_peers_and_a_clear_line(server: &ScriptedDns, why: &str) -> String {
     assert!(line.contains(why) && line.ends_with("; booting without peers"), "{line}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
-    assert!(max_rss < 32 * 1024, "max RSS {max_rss} KiB");
+    assert!(max_rss < 16 * 1024, "max RSS {max_rss} KiB");
     line.to_string()
 }
 
@@ -176,7 +176,7 @@ fn four_thousand_real_records_over_tcp_are_all_peers_in_little_memory() {
     assert!(peers.starts_with("10.6.0.0 10.6.0.1 "), "{}", &peers[..40]);
     assert!(stderr(&output).contains("4094 peers; exec /bin/sh"), "{}", stderr(&output));
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
-    assert!(max_rss < 32 * 1024, "max RSS {max_rss} KiB");
+    assert!(max_rss < 16 * 1024, "max RSS {max_rss} KiB");
 }
 
 /// A loopback address whose port 53 is free for UDP and TCP (resolv.conf cannot name a port).
