@@ -65,7 +65,7 @@ RUN set -eu; mkdir -p /out; \
         if grep -q -e ld-linux -e ld-musl "$bin"; then echo "error: $bin is not static" >&2; exit 1; fi; \
         # The platform's or nothing: an x86_64 binary in an arm64 image would not run.
         if [ "$(od -An -tx1 -j18 -N2 "$bin" | tr -d ' \n')" != "$machine" ]; then \
-            echo "error: $bin is not a $target binary (TARGETARCH=${TARGETARCH:-amd64}; PREBUILT_DIR=$PREBUILT_DIR)" >&2; exit 1; \
+            echo "error: $bin is not built for $target (TARGETARCH=${TARGETARCH:-amd64}; PREBUILT_DIR=$PREBUILT_DIR)" >&2; exit 1; \
         fi; \
     done; \
     echo "$target:"; ls -l /out
