@@ -46,36 +46,31 @@ T0=$EPOCHREALTIME
 TMP=$(mktemp -d /tmp/rancher-boot-e2e-arm64.XXXXXX)
 declare -a TIMINGS=()
 
-since() { # elapsed seconds since $1 (an $EPOCHREALTIME), with millisecond precision
-    local start=${1/./} now=${EPOCHREALTIME/./}
-    local us=$((now - start))
-    printf '%d.%03d' $((us / 1000000)) $((us % 1000000 / 1000))
-}
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; } # seconds since $1
 log() { printf '[e2e-arm64 %7ss] %s\n' "$(since "$T0")" "$*" >&2; }
 timing() { TIMINGS+=("$(printf '%-62s %8ss' "$1" "$2")"); log "$1: $2 s"; }
 
+# fail MESSAGE: the containers of this run with their last log lines, then exit 1.
 fail() {
     printf '\n[e2e-arm64] FAILED: %s\n' "$*" >&2
-    local c
-    for c in $(docker ps -aq --filter "label=$LABEL" 2>/dev/null); do
-        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
-        docker logs --tail 60 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
+    docker ps -aq --filter "label=$LABEL" 2>/dev/null | while read -r c; do
+        docker inspect -f '----- {{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c" >&2
+        docker logs --tail 60 "$c" 2>&1 | sed 's/^/  | /' >&2
     done
     exit 1
 }
 
+# Everything this run starts carries LABEL: its containers and its network go by it.
 cleanup() {
     local status=$?
     if [[ ${E2E_KEEP:-} == 1 ]]; then
-        log "E2E_KEEP=1: keeping containers (label $LABEL), network $NET and $TMP"
-        return
+        log "E2E_KEEP=1: keeping what has the label $LABEL, and $TMP"
+        exit "$status"
     fi
-    local ids
-    ids=$(docker ps -aq --filter "label=$LABEL" 2>/dev/null || true)
-    [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1 || true
-    docker network rm "$NET" >/dev/null 2>&1 || true
+    docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker network ls -q --filter "label=$LABEL" | xargs -r docker network rm >/dev/null 2>&1 || true
     rm -rf "$TMP"
-    exit $status
+    exit "$status"
 }
 trap cleanup EXIT
 trap 'fail "interrupted"' INT TERM
