@@ -11,7 +11,8 @@
 #      secret file, and execs `erl`: PID 1 is then the arm64 Erlang VM, named erl@<container IP>;
 #   3. an amd64 Erlang node on the same Docker network, with the same cookie, gets `pong` from
 #      net_adm:ping and, over rpc, the arm64 node's name, architecture and cookie check;
-#   4. `docker stop` ends the arm64 node with exit code 0 (SIGTERM reached the VM).
+#   4. `docker exec C rancher-boot print-env` derives the same name again; `docker stop` ends the
+#      arm64 node with exit code 0 (SIGTERM reached the VM).
 #
 # Emulation is slow: nothing here is timed against a deadline tighter than the emulation can
 # keep; the timings it prints say how long emulation took, not how fast rancher-boot is.
@@ -43,7 +44,7 @@ UP_DEADLINE=180  # seconds: an emulated VM's start, generous
 STOP_DEADLINE=60 # seconds: docker stop's grace period under emulation
 
 T0=$EPOCHREALTIME
-TMP=$(mktemp -d /tmp/rancher-boot-e2e-arm64.XXXXXX)
+TMP=$(mktemp -d -t rancher-boot-e2e-arm64.XXXXXX)
 declare -a TIMINGS=()
 
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; } # seconds since $1
@@ -194,6 +195,11 @@ EOF
     [[ $comm == *beam.smp* ]] || fail "PID 1 of the arm64 node is not the Erlang VM: $comm"
     docker logs "$RUN-arm" 2>&1 | grep -q "info: node $node" \
         || fail "rancher-boot's info line does not name $node: $(docker logs "$RUN-arm" 2>&1 | tail -n 5)"
+
+    # docker exec does not see the entrypoint's exports: the arm64 rancher-boot derives the same
+    # identity again (metadata answers by the caller's address).
+    out=$(docker exec "$RUN-arm" rancher-boot print-env 2>&1) || fail "docker exec rancher-boot print-env: $out"
+    grep -qx "export NODE_NAME='$node'" <<<"$out" || fail "docker exec rancher-boot print-env printed: $out"
 
     # 4. docker stop: SIGTERM reaches the VM (PID 1), which stops with code 0.
     start=$EPOCHREALTIME
