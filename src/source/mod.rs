@@ -129,7 +129,7 @@ impl<'a> Context<'a> {
     /// resolv.conf's nameservers (not `--dns-server`'s): what the platform set up.
     pub fn nameservers(&self) -> Vec<SocketAddr> {
         self.read("/etc/resolv.conf")
-            .map(|text| crate::discovery::resolv_conf::parse_resolv_conf(&text).nameservers)
+            .map(|text| crate::dns::resolv_conf::parse(&text).nameservers)
             .unwrap_or_default()
     }
 }
@@ -227,19 +227,16 @@ pub fn exported_query<'i>(identity: &'i Identity, ctx: &Context<'_>) -> Option<&
 }
 
 /// The addresses of `name`, or `None` when it has none by `deadline` (detection's bounded look).
-/// Until `crate::dns` offers a look with a deadline, the C library asks, on a thread of its own
-/// that is abandoned at the deadline. `server` is not used by it.
-fn resolve(name: &str, _server: Option<SocketAddr>, deadline: Instant) -> Option<BTreeSet<IpAddr>> {
-    use std::net::ToSocketAddrs;
-    let (send, receive) = std::sync::mpsc::channel();
-    let host = format!("{name}:0");
-    std::thread::spawn(move || {
-        let found: BTreeSet<IpAddr> =
-            host.to_socket_addrs().map(|addrs| addrs.map(|a| a.ip()).collect()).unwrap_or_default();
-        let _ = send.send(found);
-    });
-    let found = receive.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
-    (!found.is_empty()).then_some(found)
+fn resolve(name: &str, server: Option<SocketAddr>, deadline: Instant) -> Option<BTreeSet<IpAddr>> {
+    let query = crate::dns::QueryName::parse(name).ok()?;
+    match crate::dns::lookup(&query, server, Some(deadline)) {
+        Ok(found) if !found.is_empty() => Some(found),
+        Ok(_) | Err(crate::dns::Miss::NoAddresses(_)) => None,
+        Err(crate::dns::Miss::Failed(e)) => {
+            log::debug!("looking up {name}: {e:#}");
+            None
+        }
+    }
 }
 
 /// Addresses as text, space-separated.
