@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, PLATFORM_SIGNALS, assert_code, run, stderr, stdout};
+use crate::support::{BIN, assert_code, clean_env, run, stderr, stdout};
 
 const TASK: &str = "5xwjda19plzm0iq9g63obujy0";
 
@@ -85,16 +85,8 @@ trap 'wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$
 /// rancher-boot run with `args` in the namespace of `net`, with `vars` set; and how long it took.
 fn boot(net: &Net, args: &[&str], vars: &[(&str, &str)]) -> (Output, Duration) {
     let mut command = Command::new("unshare");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
-            command.env_remove(&*name);
-        }
-    }
-    for name in PLATFORM_SIGNALS {
-        command.env_remove(name);
-    }
-    command.env("RANCHER_BOOT_LOG", "info").env("RANCHER_BOOT_TIMEOUT", "10s").envs(vars.iter().copied());
+    clean_env(&mut command);
+    command.env("RANCHER_BOOT_TIMEOUT", "10s").envs(vars.iter().copied());
     command.args(["--net", "--mount", "--propagation", "private", "sh", "-c"]).arg(script(net)).arg(BIN);
     command.args(["--node-basename", "hello"]).args(args);
     let started = Instant::now();
