@@ -36,6 +36,9 @@ pub const DOCKER_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 /// How long `--source auto` keeps asking for PTR records that are not there yet.
 pub const AUTO_BOUND: Duration = Duration::from_secs(2);
 
+/// The longest one PTR look may take within a round.
+const PER_ADDRESS: Duration = Duration::from_millis(500);
+
 /// How long a look may retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bound {
@@ -227,7 +230,9 @@ fn ask(
     let mut hits = Vec::new();
     let mut missing = Vec::new();
     for address in candidates {
-        match dns::reverse(address.ip, server, Some(end)) {
+        // Docker answers its own records at once; an address it does not know (ingress,
+        // gwbridge) may be forwarded upstream, which must not hold the others up.
+        match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
             Ok(Some(ptr)) => match classify(&ptr) {
                 Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
                 None => log::debug!(
