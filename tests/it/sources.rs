@@ -3,21 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{assert_code, rancher_boot, run, stderr, stdout};
-
-/// rancher-boot in a network namespace of its own (only loopback, down): nothing resolves, no
-/// packet leaves.
-fn in_empty_netns(command: &Command) -> Command {
-    let mut wrapped = Command::new("unshare");
-    wrapped.arg("--net").arg(command.get_program()).args(command.get_args());
-    for (name, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapped.env(name, value),
-            None => wrapped.env_remove(name),
-        };
-    }
-    wrapped
-}
+use crate::support::{assert_code, in_empty_netns, rancher_boot, run, stderr, stdout};
 
 fn print_env(args: &[&str]) -> Command {
     let mut command = rancher_boot();

@@ -50,6 +50,20 @@ pub fn clean_env(command: &mut Command) {
     command.env("RANCHER_BOOT_LOG", "info");
 }
 
+/// Runs the boot in a network namespace of its own (only loopback, down): no DNS query or packet
+/// leaves this machine, and every name fails to resolve.
+pub fn in_empty_netns(command: &Command) -> Command {
+    let mut wrapped = Command::new("unshare");
+    wrapped.arg("--net").arg(command.get_program()).args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
+}
+
 /// Runs to completion and returns the output; stdin is closed.
 pub fn run(command: &mut Command) -> Output {
     command.stdin(std::process::Stdio::null()).output().expect("run rancher-boot")
