@@ -1,6 +1,7 @@
 //! rancher-boot's integration tests: each file is a feature, run against the built binary.
 
 mod dns_answers;
+mod docker_dns;
 mod erlang;
 mod exec;
 mod fake_metadata;
@@ -8,5 +9,6 @@ mod init;
 mod metadata;
 mod peers;
 mod secrets;
+mod sources;
 mod support;
 mod templates;
