@@ -119,6 +119,8 @@ check_identity() {
         [[ $platform == swarm ]] || fail "task $c (hello@$ip): RANCHER_BOOT_PLATFORM is '$platform', not swarm"
         query=$(exported "$c" DNS_CLUSTER_QUERY)
         [[ $query == "tasks.$SERVICE" ]] || fail "task $c (hello@$ip): DNS_CLUSTER_QUERY is '$query', not tasks.$SERVICE"
+        docker logs "$c" 2>&1 | grep "^rancher-boot: info: node hello@$ip[ ,]" | grep -q swarm \
+            || fail "task $c: no info line naming hello@$ip and swarm: $(docker logs "$c" 2>&1 | grep -m1 'rancher-boot: info')"
     done
 }
 
@@ -164,6 +166,8 @@ main() {
     docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
     local start=$EPOCHREALTIME
     SWARM_INITED=1
+    # A single-node swarm needs no address that other hosts reach; loopback also spares `init`
+    # asking which one to use on a machine with several.
     docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
     docker network create --driver overlay --subnet "$SUBNET" --label "$LABEL" "$NET" >/dev/null
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 | docker secret create --label "$LABEL" "$SECRET" - >/dev/null
