@@ -12,17 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::cli::EnvFormat;
-
-/// Who the container is: what metadata (or the local machine) says, already validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub ip: IpAddr,
-    pub service: String,
-    /// Rancher source only.
-    pub stack: Option<String>,
-    /// Rancher source only.
-    pub container: Option<String>,
-}
+use crate::source::Identity;
 
 /// Everything that goes into the exports besides the identity.
 #[derive(Debug, Default)]
@@ -35,6 +25,10 @@ pub struct Extras<'a> {
     pub cookie: Option<&'a str>,
     /// The inherited ERL_AFLAGS, to append `-proto_dist inet6_tcp` to for an IPv6 node.
     pub erl_aflags: Option<&'a OsStr>,
+    /// With `--name-by hostname`: the FQDN that replaces the IP in the node name.
+    pub name_host: Option<&'a str>,
+    /// The peer query to export as `DNS_CLUSTER_QUERY` (see `source::exported_query`).
+    pub dns_cluster_query: Option<&'a str>,
 }
 
 /// rancher-boot's exports, by name. Values are text: every input was validated before.
@@ -47,7 +41,10 @@ pub fn node_name(basename: &str, ip: IpAddr) -> String {
 
 /// The variables of SPEC section 3.
 pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Exports {
-    let node = node_name(basename, identity.ip);
+    let node = match extras.name_host {
+        Some(host) => format!("{basename}@{host}"),
+        None => node_name(basename, identity.ip),
+    };
     let peer_nodes: Vec<String> = extras.peers.iter().map(|ip| node_name(basename, *ip)).collect();
     let peer_ips: Vec<String> = extras.peers.iter().map(IpAddr::to_string).collect();
 
@@ -65,11 +62,12 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
         format!("[{}]", peer_nodes.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(",")),
     );
     out.insert("PEER_NODES", peer_nodes.join(" "));
-    if let Some(stack) = &identity.stack {
-        out.insert("STACK_NAME", stack.clone());
+    out.insert("RANCHER_BOOT_PLATFORM", identity.platform.to_string());
+    if let Some(query) = extras.dns_cluster_query {
+        out.insert("DNS_CLUSTER_QUERY", query.to_string());
     }
-    if let Some(container) = &identity.container {
-        out.insert("CONTAINER_NAME", container.clone());
+    for (name, value) in &identity.extras {
+        out.insert(name, value.clone());
     }
     if let Some(path) = extras.vm_args {
         let path = path.to_string_lossy().into_owned();
@@ -134,10 +132,13 @@ mod tests {
 
     fn identity(ip: &str) -> Identity {
         Identity {
+            platform: crate::source::Platform::Rancher,
             ip: ip.parse().unwrap(),
             service: "my-hello-service".into(),
-            stack: Some("demo".into()),
-            container: Some("demo-my-hello-service-1".into()),
+            peer_query: Some("my-hello-service".into()),
+            host_name: None,
+            extras: vec![("STACK_NAME", "demo".into()), ("CONTAINER_NAME", "demo-my-hello-service-1".into())],
+            evidence: "self/container of demo-my-hello-service-1".into(),
         }
     }
 
@@ -161,8 +162,24 @@ mod tests {
         assert_eq!(e["PEER_NODES_ERL"], "['hello@10.42.72.199','hello@10.42.240.66']");
         assert_eq!(e["RELEASE_VM_ARGS"], "/tmp/rancher-boot/vm.args");
         assert_eq!(e["VMARGS_PATH"], "/tmp/rancher-boot/vm.args");
+        assert_eq!(e["RANCHER_BOOT_PLATFORM"], "rancher");
         assert!(!e.contains_key("RELEASE_COOKIE"));
         assert!(!e.contains_key("ERL_AFLAGS"));
+        assert!(!e.contains_key("DNS_CLUSTER_QUERY"), "only when asked to");
+    }
+
+    #[test]
+    fn the_peer_query_and_a_host_name_when_given() {
+        let extras = Extras {
+            dns_cluster_query: Some("tasks.hello"),
+            name_host: Some("hello-0.h.ns.svc.k8s"),
+            ..Extras::default()
+        };
+        let e = exports(&identity("10.0.0.1"), "hello", &extras);
+        assert_eq!(e["DNS_CLUSTER_QUERY"], "tasks.hello");
+        assert_eq!(e["NODE_NAME"], "hello@hello-0.h.ns.svc.k8s");
+        assert_eq!(e["RELEASE_NODE"], "hello@hello-0.h.ns.svc.k8s");
+        assert_eq!(e["NODE_IP"], "10.0.0.1");
     }
 
     #[test]

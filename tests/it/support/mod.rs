@@ -15,7 +15,20 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rancher-boot");
 
-/// rancher-boot with a clean slate: no RANCHER_* variable of the caller leaks into a test.
+/// The variables by which `--source auto` knows a platform (and DNS_CLUSTER_QUERY, which stands
+/// in for --peer-query): a test machine inside one of them must not decide a test.
+pub const PLATFORM_SIGNALS: [&str; 7] = [
+    "FLY_APP_NAME",
+    "FLY_PRIVATE_IP",
+    "ECS_CONTAINER_METADATA_URI_V4",
+    "ECS_CONTAINER_METADATA_URI",
+    "NOMAD_ALLOC_ID",
+    "KUBERNETES_SERVICE_HOST",
+    "DNS_CLUSTER_QUERY",
+];
+
+/// rancher-boot with a clean slate: no RANCHER_* variable of the caller, nor a platform's
+/// signal, leaks into a test.
 pub fn rancher_boot() -> Command {
     let mut command = Command::new(BIN);
     for (name, _) in std::env::vars_os() {
@@ -23,6 +36,9 @@ pub fn rancher_boot() -> Command {
         if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
             command.env_remove(&*name);
         }
+    }
+    for name in PLATFORM_SIGNALS {
+        command.env_remove(name);
     }
     command.env("RANCHER_BOOT_LOG", "info");
     command
