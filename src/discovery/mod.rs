@@ -190,6 +190,17 @@ mod tests {
     }
 
     #[test]
+    fn a_source_that_names_no_query_means_no_peers_unless_some_are_required() {
+        let mut q = query(0);
+        q.name = None;
+        assert!(discover(&q).unwrap().is_empty());
+        q.wait = 2;
+        let fail = discover(&q).unwrap_err();
+        assert_eq!(fail.exit, Exit::Config);
+        assert!(fail.to_string().contains("set --peer-query"), "{fail}");
+    }
+
+    #[test]
     fn none_looks_nothing_up() {
         let mut q = query(5);
         q.mode = PeerMode::None;

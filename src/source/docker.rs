@@ -36,6 +36,9 @@ pub const DOCKER_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 /// How long `--source auto` keeps asking for PTR records that are not there yet.
 pub const AUTO_BOUND: Duration = Duration::from_secs(2);
 
+/// The longest one PTR look may take within a round.
+const PER_ADDRESS: Duration = Duration::from_millis(500);
+
 /// How long a look may retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bound {
@@ -193,6 +196,21 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
     }))
 }
 
+/// `detect` of the swarm or compose source alone (detection itself looks once for both).
+pub fn detect_as(ctx: &Context<'_>, platform: Platform) -> Option<String> {
+    look(ctx, Bound::Auto, None)
+        .ok()
+        .flatten()
+        .filter(|identity| identity.platform == platform)
+        .map(|identity| identity.evidence)
+}
+
+/// `identify` of the swarm or compose source: to the deadline, then a 78 naming `--ip`.
+pub fn identify_as(ctx: &Context<'_>, platform: Platform) -> Result<Identity, Fail> {
+    // A named source's look finds the identity or fails; `None` does not come back.
+    look(ctx, Bound::Deadline, Some(platform))?.ok_or_else(|| nothing_found(platform.name(), "no address found"))
+}
+
 fn nothing_found(what: &str, why: &str) -> Fail {
     Fail::new(
         Exit::Config,
@@ -212,7 +230,9 @@ fn ask(
     let mut hits = Vec::new();
     let mut missing = Vec::new();
     for address in candidates {
-        match dns::reverse(address.ip, server, Some(end)) {
+        // Docker answers its own records at once; an address it does not know (ingress,
+        // gwbridge) may be forwarded upstream, which must not hold the others up.
+        match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
             Ok(Some(ptr)) => match classify(&ptr) {
                 Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
                 None => log::debug!(

@@ -4,22 +4,13 @@
 //! The ingress and `docker_gwbridge` addresses (the latter holds the default route, which is why
 //! the local source names a task wrongly) have no PTR record. The look is [`super::docker`]'s.
 
-use super::docker::{self, Bound};
-use super::{Context, Identity, Platform};
+use super::{Context, Identity, Platform, docker};
 use crate::exit::Fail;
 
-/// Detection's step 6 for this platform alone (detection itself asks once for both).
 pub fn detect(ctx: &Context<'_>) -> Option<String> {
-    docker::look(ctx, Bound::Auto, None)
-        .ok()
-        .flatten()
-        .filter(|identity| identity.platform == Platform::Swarm)
-        .map(|identity| identity.evidence)
+    docker::detect_as(ctx, Platform::Swarm)
 }
 
-/// Asks until the deadline; nothing of the shape is a 78 naming `--ip`.
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
-    let found = docker::look(ctx, Bound::Deadline, Some(Platform::Swarm))?;
-    // A named source's look finds the identity or fails; `None` cannot come back.
-    found.ok_or_else(|| crate::fail!(crate::exit::Exit::Config, "no address found; set --ip (RANCHER_BOOT_IP)"))
+    docker::identify_as(ctx, Platform::Swarm)
 }

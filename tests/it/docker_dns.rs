@@ -11,8 +11,9 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, PLATFORM_SIGNALS, assert_code, run, stderr, stdout};
+use crate::support::{BIN, assert_code, clean_env, run, stderr, stdout};
 
+const FAKE_BIN: &str = env!("CARGO_BIN_EXE_fake-rancher-metadata");
 const TASK: &str = "5xwjda19plzm0iq9g63obujy0";
 
 /// A container's network, as Docker would give it.
@@ -24,6 +25,8 @@ struct Net {
     records: Vec<String>,
     /// Records dnsmasq serves only from this long after the start (it is restarted with them).
     late: Option<(Duration, Vec<String>)>,
+    /// A shell command started in the background before rancher-boot (and ended after it).
+    daemon: Option<String>,
 }
 
 /// A Swarm task: ingress on eth0, the service's overlay on eth1, docker_gwbridge on eth2 with the
@@ -68,7 +71,7 @@ fn script(net: &Net) -> String {
     s += r#"d=$(mktemp -d)
 printf 'nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n' > "$d/resolv.conf"
 mount --bind "$d/resolv.conf" /etc/resolv.conf
-trap 'wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$d"' EXIT
+trap 'kill $(cat "$d/pid-daemon" 2>/dev/null) 2>/dev/null; wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$d"' EXIT
 "#;
     s += &format!("{DNSMASQ} --pid-file=\"$d/pid1\" {}\n", net.records.join(" "));
     if let Some((after, records)) = &net.late {
@@ -78,6 +81,9 @@ trap 'wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$
             records.join(" ")
         );
     }
+    if let Some(daemon) = &net.daemon {
+        s += &format!("{daemon} >/dev/null 2>&1 & echo $! > \"$d/pid-daemon\"\n");
+    }
     s += "set +e\n\"$0\" \"$@\"\n";
     s
 }
@@ -85,17 +91,11 @@ trap 'wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$
 /// rancher-boot run with `args` in the namespace of `net`, with `vars` set; and how long it took.
 fn boot(net: &Net, args: &[&str], vars: &[(&str, &str)]) -> (Output, Duration) {
     let mut command = Command::new("unshare");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
-            command.env_remove(&*name);
-        }
-    }
-    for name in PLATFORM_SIGNALS {
-        command.env_remove(name);
-    }
-    command.env("RANCHER_BOOT_LOG", "info").env("RANCHER_BOOT_TIMEOUT", "10s").envs(vars.iter().copied());
-    command.args(["--net", "--mount", "--propagation", "private", "sh", "-c"]).arg(script(net)).arg(BIN);
+    clean_env(&mut command);
+    command.env("RANCHER_BOOT_TIMEOUT", "10s").envs(vars.iter().copied());
+    // A PID namespace too, that ends with unshare (--kill-child): no dnsmasq outlives a test.
+    command.args(["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "sh", "-c"]);
+    command.arg(script(net)).arg(BIN);
     command.args(["--node-basename", "hello"]).args(args);
     let started = Instant::now();
     let output = run(&mut command);
@@ -295,4 +295,20 @@ fn overrides_win_and_the_query_follows_the_service() {
     let (output, env, _) = print_env(&net, &["--peers", "none"], &[]);
     assert_code(&output, 0);
     assert!(!env.contains_key("DNS_CLUSTER_QUERY"), "{env:?}");
+}
+
+#[test]
+fn the_compose_demo_with_fake_metadata_is_still_rancher() {
+    // docker/compose.yml and docker/e2e.sh: fake-rancher-metadata answers as the metadata host
+    // name on the containers' network. Detection's step 5 finds it before step 6 would read the
+    // (compose-shaped) PTR, so Rancher users lose nothing.
+    let mut net = compose("demo_hello_1.demo_default");
+    net.records.extend(a("rancher-metadata.rancher.internal", &["172.23.0.3"]));
+    net.daemon = Some(format!("{FAKE_BIN} --listen 172.23.0.3:80 --mirror --service hello --stack demo"));
+    let (output, env, _) = print_env(&net, &["--peers", "none"], &[]);
+    assert_code(&output, 0);
+    assert_eq!(env["RANCHER_BOOT_PLATFORM"], "rancher", "{}", stderr(&output));
+    assert_eq!(env["NODE_NAME"], "hello@172.23.0.3");
+    assert_eq!((env["SERVICE_NAME"].as_str(), env["STACK_NAME"].as_str()), ("hello", "demo"));
+    assert!(stderr(&output).contains("(rancher: self/container of "), "{}", stderr(&output));
 }

@@ -8,5 +8,6 @@ mod init;
 mod metadata;
 mod peers;
 mod secrets;
+mod sources;
 mod support;
 mod templates;

@@ -31,6 +31,13 @@ pub const PLATFORM_SIGNALS: [&str; 7] = [
 /// signal, leaks into a test.
 pub fn rancher_boot() -> Command {
     let mut command = Command::new(BIN);
+    clean_env(&mut command);
+    command
+}
+
+/// Removes the caller's RANCHER_*, RELEASE_*, ERL_AFLAGS and platform signals from `command`'s
+/// environment (it may run rancher-boot through a wrapper), and sets the log level to `info`.
+pub fn clean_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
@@ -41,7 +48,20 @@ pub fn rancher_boot() -> Command {
         command.env_remove(name);
     }
     command.env("RANCHER_BOOT_LOG", "info");
-    command
+}
+
+/// Runs the boot in a network namespace of its own (only loopback, down): no DNS query or packet
+/// leaves this machine, and every name fails to resolve.
+pub fn in_empty_netns(command: &Command) -> Command {
+    let mut wrapped = Command::new("unshare");
+    wrapped.arg("--net").arg(command.get_program()).args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
 }
 
 /// Runs to completion and returns the output; stdin is closed.
