@@ -31,12 +31,15 @@
 //!   it (but a look always gets at least [`MIN_LOOK`], so that the last attempt of
 //!   `--wait-peers` is a real one).
 //!
-//! Deliberately left out: `/etc/hosts` (peers are a DNS question; in a container that file holds
-//! the container itself), caching across looks (each look reads resolv.conf again: in a container
+//! `/etc/hosts` is read for one question only, the address of a server we connect to by name
+//! ([`host_addresses`], Rancher's metadata host), where the C library would read it first. Left
+//! out: `/etc/hosts` for peers (peers are a DNS question; in a container that file holds the
+//! container itself), caching across looks (each look reads resolv.conf again: in a container
 //! it can be written after the entrypoint starts), and any filtering of addresses: loopback
 //! addresses are valid peers on one machine. Excluding this node is the caller's job.
 //! Nothing outlives a look: no thread, no socket.
 
+pub mod hosts;
 pub mod message;
 pub mod resolv_conf;
 
@@ -125,6 +128,22 @@ pub fn lookup(
     let found: BTreeSet<IpAddr> = addresses.into_iter().collect();
     log::debug!("{} resolves (as {candidate}.) to {}", name.text, list(&found));
     Ok(found)
+}
+
+/// The addresses of a server's host name, as the C library's `files dns` order finds them:
+/// `/etc/hosts` first, then [`lookup`]. This is what the metadata client connects to, so that a
+/// name behaves the same under musl and glibc: a network that cannot be reached fails at once,
+/// and no thread is left waiting on the C library's resolver.
+pub fn host_addresses(name: &str, server: Option<SocketAddr>, deadline: Instant) -> Result<BTreeSet<IpAddr>, Miss> {
+    if let Ok(text) = std::fs::read_to_string(hosts::HOSTS) {
+        let found = hosts::addresses(&text, name);
+        if !found.is_empty() {
+            log::debug!("{name} is in {}: {}", hosts::HOSTS, list(&found));
+            return Ok(found.into_iter().collect());
+        }
+    }
+    let query = QueryName::parse(name).map_err(Miss::Failed)?;
+    lookup(&query, server, Some(deadline))
 }
 
 /// The host name that the PTR record of `ip` names: lower-cased, without the trailing dot.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 use serde_json::Value;
 use ureq::http::Uri;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::{Context, Identity, Platform};
@@ -34,6 +34,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BODY_LIMIT: u64 = 64 * 1024;
+/// How many addresses ureq's `ResolvedSocketAddrs` holds (its `MAX_ADDRS`, not exported).
+const RESOLVED_MAX: usize = 16;
 
 /// An HTTP client for metadata: no proxy, no redirects, bounded in time and size.
 #[derive(Debug)]
@@ -55,7 +57,7 @@ impl Client {
             .input_buffer_size(4 * 1024)
             .output_buffer_size(1024)
             .build();
-        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), LiteralFirstResolver);
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), OwnResolver);
         Client { agent }
     }
 
@@ -103,41 +105,58 @@ impl Default for Client {
     }
 }
 
-/// ureq reports a name that resolves to nothing as `HostNotFound`, a lookup that hangs as a
-/// resolve timeout, but a getaddrinfo failure (NXDOMAIN, no DNS server) as the I/O error std
-/// makes of it, which has no errno and no dedicated kind: std's message is the only mark it has.
+/// [`OwnResolver`] says `HostNotFound` for a name without addresses and a resolve timeout for a
+/// look that failed (no answer, a server failure); either way the name did not resolve.
 fn is_name_resolution_failure(error: &ureq::Error) -> bool {
-    match error {
-        ureq::Error::HostNotFound | ureq::Error::Timeout(ureq::Timeout::Resolve) => true,
-        ureq::Error::Io(io) => {
-            io.raw_os_error().is_none() && io.to_string().starts_with("failed to lookup address information")
-        }
-        _ => false,
-    }
+    matches!(error, ureq::Error::HostNotFound | ureq::Error::Timeout(ureq::Timeout::Resolve))
 }
 
-/// Takes an IP literal as it is, on the calling thread. ureq's own resolver starts a thread for
-/// every lookup once a timeout is set, even for an IP literal, and that thread costs a boot more
-/// than the request. A name still goes to ureq's resolver: its thread is what bounds a lookup
-/// that hangs (the C library's resolver waits its own `timeout`, 5 s by default) by our deadline.
-/// Such a thread may outlive the boot; `--init` passes on any signal it would take.
+/// Takes an IP literal as it is; a name goes through rancher-boot's own resolver
+/// ([`crate::dns::host_addresses`]: /etc/hosts, then DNS as resolv.conf says), on the calling
+/// thread, bounded by [`RESOLVE_TIMEOUT`] and the request's own timeout.
+///
+/// Why not the C library's: ureq runs getaddrinfo on a thread per request once a timeout is set,
+/// and that thread can outlive the boot; and musl's resolver, which the static binary has, waits
+/// out its whole timeout when the network cannot be reached (in an empty network namespace,
+/// `sendto` says ENETUNREACH), where glibc fails at once. Ours fails at once under either, so a
+/// metadata name that cannot resolve costs an attempt, not 2 s, on every libc.
 #[derive(Debug)]
-struct LiteralFirstResolver;
+struct OwnResolver;
 
-impl Resolver for LiteralFirstResolver {
+impl Resolver for OwnResolver {
     fn resolve(
         &self,
         uri: &Uri,
-        config: &ureq::config::Config,
+        _config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
         let host = authority.host().trim_start_matches('[').trim_end_matches(']');
-        let Ok(ip) = host.parse::<IpAddr>() else {
-            return DefaultResolver::default().resolve(uri, config, timeout);
-        };
+        let port = authority.port_u16().unwrap_or(80);
         let mut addresses = self.empty();
-        addresses.push(SocketAddr::new(ip, authority.port_u16().unwrap_or(80)));
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            addresses.push(SocketAddr::new(ip, port));
+            return Ok(addresses);
+        }
+        let bound = match timeout.after {
+            ureq::unversioned::transport::time::Duration::Exact(after) => after.min(RESOLVE_TIMEOUT),
+            ureq::unversioned::transport::time::Duration::NotHappening => RESOLVE_TIMEOUT,
+        };
+        let found = match crate::dns::host_addresses(host, None, Instant::now() + bound) {
+            Ok(found) => found,
+            Err(crate::dns::Miss::NoAddresses(why)) => {
+                log::debug!("{host}: {why}");
+                return Err(ureq::Error::HostNotFound);
+            }
+            Err(crate::dns::Miss::Failed(e)) => {
+                log::debug!("{host}: {e:#}");
+                return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
+            }
+        };
+        // IPv4 first, as getaddrinfo sorts for a host without IPv6 routes; ureq tries them in order.
+        for ip in found.into_iter().take(RESOLVED_MAX) {
+            addresses.push(SocketAddr::new(ip, port));
+        }
         Ok(addresses)
     }
 }
