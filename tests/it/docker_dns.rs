@@ -76,7 +76,7 @@ trap 'kill $(cat "$d/pid-daemon" 2>/dev/null) 2>/dev/null; wait; for f in "$d"/p
     s += &format!("{DNSMASQ} --pid-file=\"$d/pid1\" {}\n", net.records.join(" "));
     if let Some((after, records)) = &net.late {
         s += &format!(
-            "( sleep {:.3}; kill $(cat \"$d/pid1\"); {DNSMASQ} --pid-file=\"$d/pid2\" {} ) &\n",
+            "( sleep {:.3}; p=$(cat \"$d/pid1\"); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.01; done; {DNSMASQ} --pid-file=\"$d/pid2\" {} ) &\n",
             after.as_secs_f64(),
             records.join(" ")
         );
