@@ -1,0 +1,54 @@
+//! The Fly.io source: `FLY_APP_NAME` and `FLY_PRIVATE_IP` (the machine's IPv6 on the private 6PN
+//! network). IP = `FLY_PRIVATE_IP`, service = `FLY_APP_NAME`, peer query = `<app>.internal`
+//! (an AAAA record per started machine, at Fly's DNS `fdaa::3`); `--service` leaves the query.
+//! The node is IPv6: `ERL_AFLAGS` gets `-proto_dist inet6_tcp` (crate::erl), and the address is
+//! written the way Erlang writes it, whatever case or zeros the variable holds.
+
+use std::net::IpAddr;
+
+use anyhow::anyhow;
+
+use crate::exit::{Exit, Fail};
+
+/// `FLY_PRIVATE_IP` parsed; any text form Rust reads (upper case, leading zeros) is accepted, and
+/// the name is then built from the canonical form.
+pub fn private_ip(text: &str) -> Result<IpAddr, Fail> {
+    text.trim().parse().map_err(|_| {
+        Fail::new(Exit::Config, anyhow!("FLY_PRIVATE_IP is not an IP address: {text:?}; give the address with --ip"))
+    })
+}
+
+/// The peer query of app `app`.
+pub fn peer_query(app: &str) -> String {
+    format!("{app}.internal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::erl::ntoa;
+
+    #[test]
+    fn the_private_ip_is_written_as_erlang_writes_it() {
+        for text in [
+            "fdaa:2:686c:a7b:465:821d:76c3:2",
+            "FDAA:0002:686C:0A7B:0465:821D:76C3:0002",
+            " fdaa:2:686c:a7b:465:821d:76c3:2\n",
+        ] {
+            assert_eq!(ntoa(private_ip(text).unwrap()), "fdaa:2:686c:a7b:465:821d:76c3:2", "{text:?}");
+        }
+        assert_eq!(ntoa(private_ip("fdaa:0:0:0:0:0:0:3").unwrap()), "fdaa::3");
+    }
+
+    #[test]
+    fn a_private_ip_that_is_not_one_names_the_variable() {
+        let fail = private_ip("fdaa::zz").unwrap_err();
+        assert_eq!(fail.exit, Exit::Config);
+        assert!(format!("{:#}", fail.error).contains("FLY_PRIVATE_IP"));
+    }
+
+    #[test]
+    fn the_query_is_the_app_dot_internal() {
+        assert_eq!(peer_query("hello-fly"), "hello-fly.internal");
+    }
+}
