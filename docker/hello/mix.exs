@@ -2,7 +2,8 @@ defmodule Hello.MixProject do
   use Mix.Project
 
   # The example release of rancher-boot: a node that clusters the blog's way, by resolving
-  # its service name in DNS every few seconds and connecting to `basename@ip` for each address.
+  # DNS_CLUSTER_QUERY (else its service name) every few seconds and connecting to `basename@ip`
+  # for each address, as dns_cluster does.
   def project do
     [
       app: :hello,

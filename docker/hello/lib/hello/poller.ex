@@ -1,14 +1,20 @@
 defmodule Hello.Poller do
   @moduledoc """
-  The blog's clustering, kept as it was: every few seconds resolve `SERVICE_NAME` in DNS
-  (Rancher's DNS, or Docker's embedded DNS on a compose network, answers with the address of
-  every healthy container of the service) and `Node.connect/1` to `basename@ip` for each
-  address, where `basename` is the part of `NODE_NAME` before the `@`.
+  Clusters the way a stock Phoenix app with `dns_cluster` does: every few seconds resolve the
+  query `DNS_CLUSTER_QUERY` (A and AAAA records) and `Node.connect/1` to `basename@ip` for each
+  address, the address written as `:inet.ntoa/1` writes it, where `basename` is the part of
+  `NODE_NAME` (else of `node()`) before the `@`. rancher-boot exports `DNS_CLUSTER_QUERY`: on
+  Docker Swarm `tasks.<service>`, on Rancher and Compose the service name, whose records are the
+  address of every healthy container of the service.
 
-  Both variables are exported by rancher-boot. The poller also writes its own node name to
-  `$HELLO_STATUS_DIR/self` and the connected nodes to `$HELLO_STATUS_DIR/nodes`, one per line
-  (default directory `/tmp/hello`), so that a test reads the cluster's view cheaply with
-  `docker exec CONTAINER cat /tmp/hello/nodes`.
+  Without `DNS_CLUSTER_QUERY` (a rancher-boot that does not export it yet), the blog's way:
+  resolve `SERVICE_NAME`. Both are read once, at start, as `dns_cluster` reads its config.
+
+  The poller also writes its own node name to `$HELLO_STATUS_DIR/self` and the connected nodes
+  to `$HELLO_STATUS_DIR/nodes`, one per line (default directory `/tmp/hello`), so that a test
+  reads the cluster's view cheaply with `docker exec CONTAINER cat /tmp/hello/nodes`;
+  `started_ms` there is the wall-clock time at which the application started, in milliseconds
+  since the epoch (a test's measure of boot time).
   """
   use GenServer
   require Logger
@@ -20,18 +26,19 @@ defmodule Hello.Poller do
     :ok = :net_kernel.monitor_nodes(true)
 
     state = %{
-      service: System.get_env("SERVICE_NAME"),
+      query: System.get_env("DNS_CLUSTER_QUERY") || System.get_env("SERVICE_NAME"),
       basename: basename(),
       interval: String.to_integer(System.get_env("HELLO_POLL_INTERVAL_MS", "2000")),
       status_dir: System.get_env("HELLO_STATUS_DIR", "/tmp/hello")
     }
 
     Logger.info(
-      "hello: node #{Node.self()}, service #{inspect(state.service)}, " <>
+      "hello: node #{Node.self()}, query #{inspect(state.query)}, " <>
         "naming #{naming()}, polling every #{state.interval} ms"
     )
 
     File.mkdir_p!(state.status_dir)
+    write_atomically(Path.join(state.status_dir, "started_ms"), "#{System.os_time(:millisecond)}\n")
     write_atomically(Path.join(state.status_dir, "self"), "#{Node.self()}\n")
     write_status(state)
     send(self(), :poll)
@@ -40,8 +47,8 @@ defmodule Hello.Poller do
 
   @impl true
   def handle_info(:poll, state) do
-    if Node.alive?() and state.service do
-      for ip <- resolve(state.service),
+    if Node.alive?() and state.query do
+      for ip <- resolve(state.query),
           node = :"#{state.basename}@#{:inet.ntoa(ip)}",
           node != Node.self(),
           node not in Node.list() do
@@ -66,9 +73,9 @@ defmodule Hello.Poller do
     {:noreply, state}
   end
 
-  # The addresses of the service, IPv4 and IPv6; none while the name does not resolve yet.
-  defp resolve(service) do
-    name = String.to_charlist(service)
+  # The addresses the query names, IPv4 and IPv6; none while the name does not resolve yet.
+  defp resolve(query) do
+    name = String.to_charlist(query)
     :inet_res.lookup(name, :in, :a) ++ :inet_res.lookup(name, :in, :aaaa)
   end
 

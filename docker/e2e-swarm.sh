@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# End-to-end on a real Docker Swarm: the example release as a swarm service, with no rancher-boot
+# option in the service definition, clusters by itself. `docker swarm init` makes a single-node
+# swarm (left again at the end, whatever happens); the service `hello` is on an overlay network
+# with a subnet of its own and publishes a port, so each task has three interfaces: `ingress`,
+# the overlay, and `docker_gwbridge` with the default route (the address `hostname -I` or a
+# default-route guess would wrongly pick).
+#
+# It shows, and fails loudly when one does not hold:
+#   1. 3 replicas, then 5, then 4: after each step every running task is hello@<its overlay
+#      address>, the set of those addresses is exactly what `tasks.hello` resolves to, rancher-boot
+#      exported RANCHER_BOOT_PLATFORM=swarm and DNS_CLUSTER_QUERY=tasks.hello, and every node
+#      lists all the others within 10 s of the `docker service create`/`scale` command;
+#   2. `docker service update --force` (a rolling restart: new containers, new addresses): the
+#      mesh forms again under the new names.
+# Each figure (command to full mesh) is printed beside the nodes' boot time (container start to
+# the application's start: rancher-boot, the release script, the VM).
+#
+# Usage: docker/e2e-swarm.sh   (as root; refuses to run when this engine is already in a swarm)
+# Environment: E2E_KEEP=1 keeps the swarm, service and network for inspection (leave it with
+# `docker swarm leave --force`); E2E_IMAGES names the images (docker/e2e-lib.sh);
+# E2E_SWARM_PORT is the published port (default 24369).
+set -euo pipefail
+
+RUN=rbswarm-$$
+LABEL=rancher-boot-e2e=$RUN
+TMP=$(mktemp -d /tmp/rancher-boot-e2e-swarm.XXXXXX)
+# shellcheck source=docker/e2e-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e-lib.sh"
+
+SERVICE=hello # tasks.hello: the name the checks and the README use
+NET=$RUN
+SUBNET=10.231.7.0/24 # the overlay's own, apart from ingress (10.0.0.0/24) and docker_gwbridge
+SECRET=$RUN-cookie
+PORT=${E2E_SWARM_PORT:-24369}
+MESH_DEADLINE=10     # seconds from the scale command (SPEC 13)
+RESTART_DEADLINE=90  # seconds for a rolling restart of 4 tasks, one at a time, to mesh again
+SWARM_INITED=
+GWBRIDGE_BEFORE=
+
+dump_diagnostics() {
+    docker service ps --no-trunc "$SERVICE" >&2 2>/dev/null || true
+    local c
+    for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$SERVICE" 2>/dev/null); do
+        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
+        docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
+    done
+}
+
+cleanup() {
+    local status=$?
+    if [[ ${E2E_KEEP:-} == 1 ]]; then
+        log "E2E_KEEP=1: keeping the swarm, service $SERVICE, network $NET and $TMP"
+        return
+    fi
+    if [[ -n $SWARM_INITED ]]; then
+        docker service rm "$SERVICE" >/dev/null 2>&1 || true
+        docker swarm leave --force >/dev/null 2>&1 || log "warning: docker swarm leave --force failed"
+        # Swarm made docker_gwbridge; a machine that had none before has none after.
+        [[ -n $GWBRIDGE_BEFORE ]] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+    exit $status
+}
+trap cleanup EXIT
+trap 'fail "interrupted"' INT TERM
+
+# --- reading the service ------------------------------------------------------------------
+
+# The running containers of the service, one `CONTAINER=OVERLAY-IP` per line.
+tasks_now() {
+    local c
+    for c in $(docker ps -q --filter "label=com.docker.swarm.service.name=$SERVICE" --filter status=running); do
+        printf '%s=%s\n' "$c" "$(docker inspect -f "{{with index .NetworkSettings.Networks \"$NET\"}}{{.IPAddress}}{{end}}" "$c")"
+    done
+}
+
+# The addresses `tasks.hello` resolves to, as a task sees them (Docker's DNS at 127.0.0.11).
+tasks_record() { docker exec "$1" getent ahostsv4 "tasks.$SERVICE" 2>/dev/null | awk '{ print $1 }' | sort -u; }
+
+# converged N: N tasks run, each is hello@<its overlay address>, tasks.hello holds exactly
+# their addresses, and each lists all the others. Sets TASKS (the pairs) when it holds.
+converged() {
+    local want=$1 pairs
+    mapfile -t pairs < <(tasks_now)
+    ((${#pairs[@]} == want)) || return 1
+    local ips pair
+    ips=$(printf '%s\n' "${pairs[@]#*=}" | sort)
+    [[ $ips != *$'\n\n'* && -n ${ips%%$'\n'*} ]] || return 1 # every task has an overlay address
+    [[ $(tasks_record "${pairs[0]%%=*}") == "$ips" ]] || return 1
+    meshed "${pairs[@]}" || return 1
+    TASKS=("${pairs[@]}")
+}
+
+# check_identity: for every task of TASKS, what rancher-boot exported and found.
+check_identity() {
+    local pair c ip platform query
+    for pair in "${TASKS[@]}"; do
+        c=${pair%%=*} ip=${pair#*=}
+        platform=$(exported "$c" RANCHER_BOOT_PLATFORM)
+        [[ $platform == swarm ]] || fail "task $c (hello@$ip): RANCHER_BOOT_PLATFORM is '$platform', not swarm"
+        query=$(exported "$c" DNS_CLUSTER_QUERY)
+        [[ $query == "tasks.$SERVICE" ]] || fail "task $c (hello@$ip): DNS_CLUSTER_QUERY is '$query', not tasks.$SERVICE"
+    done
+}
+
+# check_interfaces CONTAINER IP: three interfaces besides lo, and the default route is not
+# the overlay's: the situation where the default-route address names the node wrongly.
+check_interfaces() {
+    local pid links route
+    pid=$(docker inspect -f '{{.State.Pid}}' "$1")
+    links=$(nsenter -t "$pid" -n ip -o -4 addr show | awk '$2 != "lo" { print $2, $4 }')
+    (($(wc -l <<<"$links") == 3)) || fail "task $1 has not 3 interfaces (ingress, overlay, gwbridge): $(echo $links)"
+    route=$(nsenter -t "$pid" -n ip -4 route show default)
+    local dev=${route#*dev }
+    dev=${dev%% *}
+    grep -q "^$dev $2/" <<<"$links" && fail "task $1: the default route is on the overlay ($route)"
+    log "task interfaces: $(echo $links), default route on $dev: hello@$2 is the overlay address"
+}
+
+# step LABEL N START: wait for N meshed tasks within MESH_DEADLINE of START; record the figure
+# with the boot time of the tasks started since START.
+step() {
+    local what=$1 n=$2 took pair boots=() b
+    took=$(WAIT_FROM=$3 wait_until "$MESH_DEADLINE" "$what: $n tasks, each hello@<overlay IP> and in tasks.$SERVICE, all meshed" converged "$n")
+    converged "$n" || fail "$what: lost the mesh just after it formed"
+    check_identity
+    for pair in "${TASKS[@]}"; do
+        [[ -n ${SEEN[${pair%%=*}]:-} ]] && continue
+        SEEN[${pair%%=*}]=1
+        b=$(boot_seconds "${pair%%=*}") || fail "cannot read the boot time of ${pair%%=*}"
+        boots+=("$b")
+    done
+    local boot="-"
+    ((${#boots[@]})) && boot="$(max_of "${boots[@]}") s (slowest of ${#boots[@]} new)"
+    timing "$what: full mesh of $n after" "$took s; boot $boot"
+    log "nodes: $(printf '%s\n' "${TASKS[@]#*=}" | sort -t. -k4n | sed 's/^/hello@/' | tr '\n' ' ')"
+}
+
+main() {
+    ensure_host_tools
+    [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == inactive ]] \
+        || fail "this Docker engine is already part of a swarm: not touching it (docker swarm leave --force, if it is yours)"
+    build_images
+
+    docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
+    local start=$EPOCHREALTIME
+    SWARM_INITED=1
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
+    docker network create --driver overlay --subnet "$SUBNET" --label "$LABEL" "$NET" >/dev/null
+    head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 | docker secret create --label "$LABEL" "$SECRET" - >/dev/null
+    timing "docker swarm init, overlay network, secret" "$(since "$start") s"
+
+    # The service definition: nothing of rancher-boot's but the cookie file (README "Docker Swarm").
+    declare -gA SEEN=()
+    declare -ga TASKS=()
+    start=$EPOCHREALTIME
+    docker service create --detach --name "$SERVICE" --replicas 3 --network "$NET" \
+        --publish "published=$PORT,target=4369" --label "$LABEL" \
+        --secret "source=$SECRET,target=erlang_cookie" \
+        --env RANCHER_BOOT_COOKIE_FILE=/run/secrets/erlang_cookie \
+        --stop-grace-period 10s "$HELLO_IMAGE" >/dev/null || fail "docker service create failed"
+    step "service create, 3 replicas" 3 "$start"
+    check_interfaces "${TASKS[0]%%=*}" "${TASKS[0]#*=}"
+
+    local n
+    for n in 5 4; do
+        start=$EPOCHREALTIME
+        docker service scale --detach "$SERVICE=$n" >/dev/null 2>&1 || fail "docker service scale $SERVICE=$n failed"
+        step "docker service scale $SERVICE=$n" "$n" "$start"
+    done
+
+    local before
+    before=$(printf '%s\n' "${TASKS[@]}")
+    start=$EPOCHREALTIME
+    docker service update --detach --force "$SERVICE" >/dev/null || fail "docker service update --force failed"
+    local took
+    took=$(WAIT_FROM=$start wait_until "$RESTART_DEADLINE" "rolling restart: 4 new tasks meshed" restarted "$before")
+    restarted "$before" || fail "rolling restart: lost the mesh just after it formed"
+    check_identity
+    timing "docker service update --force: 4 new tasks meshed after" "$took s"
+    log "nodes: $(printf '%s\n' "${TASKS[@]#*=}" | sort -t. -k4n | sed 's/^/hello@/' | tr '\n' ' ')"
+
+    printf '\n[%s] PASSED in %s s\n' "$RUN" "$(since "$T0")" >&2
+    printf '  %s\n' "${TIMINGS[@]}" >&2
+}
+
+# restarted BEFORE: converged on 4 tasks none of which (container or address) is in BEFORE.
+restarted() {
+    converged 4 || return 1
+    local pair old=$'\n'$1$'\n'
+    for pair in "${TASKS[@]}"; do
+        [[ $old == *$'\n'"${pair%%=*}="* || $old == *"=${pair#*=}"$'\n'* ]] && return 1
+    done
+    return 0
+}
+
+main "$@"
