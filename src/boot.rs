@@ -13,32 +13,33 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::cli::{Action, Config, PeersFormat, Source, TemplateSpec};
+use crate::cli::{Action, Config, NameBy, PeersFormat, TemplateSpec};
 use crate::discovery::{self, PeerQuery};
 use crate::env::{self, Extras};
 use crate::exec;
 use crate::exit::{Exit, Fail};
+use crate::source::{self, Context, Identity};
 use crate::template::{self, Kind};
-use crate::{cookie, init, local, metadata};
+use crate::{cookie, init};
 
 #[allow(clippy::needless_pass_by_value)] // the config is this run's, and ends with it
 pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     let deadline = started + config.timeout;
+    let ctx = Context::new(&config, started);
 
     // 1. Local inputs: fail fast on a bad cookie file or a missing template.
     let cookie = config.cookie_file.as_deref().map(cookie::read_cookie).transpose()?;
     let sources = read_templates(&config.templates)?;
 
-    // 2. Who are we? (This is where a boot waits for metadata.)
-    let identity = match config.source {
-        Source::Rancher => metadata::fetch_identity(&config.metadata_url, started, deadline)?,
-        Source::Local => local::identity(config.ip, config.service.as_deref())?,
-    };
+    // 2. Who are we? The source --source names, or the one detected; the overrides applied.
+    //    (This is where a boot waits for metadata or for Docker's DNS.)
+    let identity = source::identify(&ctx)?;
 
     // 3. Who else is there?
     let peers = discovery::discover(&PeerQuery {
         mode: config.peers,
-        name: config.peer_query.as_deref().unwrap_or(&identity.service),
+        name: identity.peer_query.as_deref(),
+        platform: identity.platform,
         dns_server: config.dns_server,
         wait: config.wait_peers,
         metadata_url: &config.metadata_url,
@@ -48,21 +49,30 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     })?;
 
     // 4. The environment the program gets.
-    let erl_aflags = std::env::var_os("ERL_AFLAGS");
+    let (erl_aflags, erl_flags, erl_zflags) =
+        (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
     let extras = Extras {
         peers: &peers,
         vm_args: config.vm_args_dest.as_deref(),
         cookie: cookie.as_deref(),
         erl_aflags: erl_aflags.as_deref(),
+        erl_flags: erl_flags.as_deref(),
+        erl_zflags: erl_zflags.as_deref(),
+        peer_hosts: None,
+        name_host: identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname),
+        dns_cluster_query: source::exported_query(&identity, &ctx),
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
+    let summary = summary(&identity, &exports["NODE_NAME"], peers.len());
 
     match config.action {
         Action::PrintEnv { format, show_secrets } => {
+            log::info!("{summary}");
             print(&env::format_exports(&exports, format, show_secrets))?;
             return Ok(Exit::Ok);
         }
         Action::Peers { format } => {
+            log::info!("{summary}");
             print(&format_peers(&peers, &config.node_basename, format))?;
             return Ok(Exit::Ok);
         }
@@ -79,6 +89,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         }
     }
     if config.dry_run {
+        log::info!("{summary}");
         let mut out = String::new();
         for (spec, text) in config.templates.iter().zip(&rendered) {
             let mut text = String::from_utf8_lossy(text).into_owned();
@@ -103,17 +114,23 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
 
     // 6. Hand over: from here on the program's own exit code is what counts.
     let Action::Run { program, args, .. } = &config.action else { unreachable!("handled above") };
-    log::info!(
-        "node {node}, service {}, {} peer{}; exec {}",
-        identity.service,
-        peers.len(),
-        if peers.len() == 1 { "" } else { "s" },
-        exec::shell_command(program, args)
-    );
+    log::info!("{summary}; exec {}", exec::shell_command(program, args));
     if config.init {
         return init::run(program, args, &child_env);
     }
     Err(exec::exec(program, args, &child_env))
+}
+
+/// `node hello@10.0.1.4 (swarm: 10.0.1.4 on eth1 is hello.2.x.appnet), service hello, 2 peers`:
+/// who the node is, which platform said so, and why.
+fn summary(identity: &Identity, node: &str, peers: usize) -> String {
+    format!(
+        "node {node} ({}: {}), service {}, {peers} peer{}",
+        identity.platform,
+        identity.evidence,
+        identity.service,
+        if peers == 1 { "" } else { "s" }
+    )
 }
 
 fn print(text: &str) -> Result<(), Fail> {

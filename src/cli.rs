@@ -31,9 +31,10 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
        rancher-boot [OPTIONS] print-env [--format shell|dotenv|json] [--show-secrets]
        rancher-boot [OPTIONS] peers [--format plain|json]";
 
-/// Boot an Erlang/Elixir release with its identity from Rancher metadata.
+/// Boot an Erlang/Elixir release with the identity its platform gives it.
 ///
-/// rancher-boot asks the metadata service for the container's IP and service, exports
+/// rancher-boot finds the container's IP and service (Rancher metadata, Docker Swarm or Compose
+/// DNS, Kubernetes, ECS, Nomad, Fly, or the local machine), exports
 /// NODE_NAME=basename@ip (and the variables mix releases and relx read), renders vm.args
 /// templates, looks up the service's peers in DNS, and execs PROGRAM in its place.
 #[derive(Debug, Parser)]
@@ -61,9 +62,13 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Options {
-    /// Where the identity comes from
-    #[arg(long, env = "RANCHER_BOOT_SOURCE", value_enum, default_value_t = Source::Rancher, global = true)]
+    /// Where the identity comes from (auto: detect the platform)
+    #[arg(long, env = "RANCHER_BOOT_SOURCE", value_enum, default_value_t = Source::Auto, global = true)]
     pub source: Source,
+
+    /// The host part of the node name: the IP, or the FQDN the platform gives (Kubernetes StatefulSets)
+    #[arg(long, env = "RANCHER_BOOT_NAME_BY", value_enum, default_value_t = NameBy::Ip, global = true)]
+    pub name_by: NameBy,
 
     /// Metadata base URL, API version included (`.../latest` works too)
     #[arg(long, env = "RANCHER_METADATA_URL", value_name = "URL", default_value = DEFAULT_METADATA_URL, global = true)]
@@ -81,11 +86,11 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_NODE_BASENAME", value_name = "NAME", global = true)]
     pub node_basename: Option<String>,
 
-    /// Node IP for --source local [default: address of the default-route interface]
+    /// Node IP, over what any source found [default: the source's]
     #[arg(long, env = "RANCHER_BOOT_IP", global = true)]
     pub ip: Option<IpAddr>,
 
-    /// Service name for --source local [default: the host name]
+    /// Service name, over what any source found (the peer query follows it) [default: the source's]
     #[arg(long, env = "RANCHER_BOOT_SERVICE", value_name = "NAME", global = true)]
     pub service: Option<String>,
 
@@ -117,7 +122,7 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_PEERS", value_enum, default_value_t = PeerMode::Dns, global = true)]
     pub peers: PeerMode,
 
-    /// DNS name to resolve for peers [default: the service name]
+    /// DNS name to resolve for peers [default: DNS_CLUSTER_QUERY, else the source's]
     #[arg(long, env = "RANCHER_BOOT_PEER_QUERY", value_name = "NAME", global = true)]
     pub peer_query: Option<String>,
 
@@ -184,10 +189,32 @@ pub enum Command {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Source {
+    /// Detect the platform (fly, ecs, nomad, kubernetes, rancher, swarm/compose, else local)
+    Auto,
     /// Rancher's metadata service
     Rancher,
+    /// Kubernetes: the pod's IP, a headless service
+    Kubernetes,
+    /// AWS ECS: the task metadata endpoint
+    Ecs,
+    /// Nomad: the allocation's variables
+    Nomad,
+    /// Fly.io: FLY_PRIVATE_IP, <app>.internal
+    Fly,
+    /// Docker Swarm: the task's overlay address, tasks.<service>
+    Swarm,
+    /// Docker Compose: the container's network address, the service name
+    Compose,
     /// This machine: --ip / default-route interface, --service / host name
     Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NameBy {
+    /// basename@IP
+    Ip,
+    /// basename@FQDN, where the source knows one
+    Hostname,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -249,6 +276,7 @@ pub struct TemplateSpec {
 pub struct Config {
     pub action: Action,
     pub source: Source,
+    pub name_by: NameBy,
     pub metadata_url: String,
     pub timeout: Duration,
     pub node_basename: String,
@@ -403,6 +431,7 @@ impl Cli {
         Ok(Config {
             action,
             source: o.source,
+            name_by: o.name_by,
             metadata_url,
             timeout: o.timeout,
             node_basename,
@@ -573,6 +602,11 @@ pub(crate) mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         with_env(&[], || Cli::parse_args(args.iter().map(OsString::from).collect()).unwrap())
+    }
+
+    /// The checked configuration of `args`, with none of rancher-boot's variables set.
+    pub(crate) fn config(args: &[&str]) -> Config {
+        parse(args).expect("a valid command line")
     }
 
     fn parse(args: &[&str]) -> Result<Config, String> {

@@ -12,17 +12,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::cli::EnvFormat;
-
-/// Who the container is: what metadata (or the local machine) says, already validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub ip: IpAddr,
-    pub service: String,
-    /// Rancher source only.
-    pub stack: Option<String>,
-    /// Rancher source only.
-    pub container: Option<String>,
-}
+use crate::erl;
+use crate::source::Identity;
 
 /// Everything that goes into the exports besides the identity.
 #[derive(Debug, Default)]
@@ -35,27 +26,43 @@ pub struct Extras<'a> {
     pub cookie: Option<&'a str>,
     /// The inherited ERL_AFLAGS, to append `-proto_dist inet6_tcp` to for an IPv6 node.
     pub erl_aflags: Option<&'a OsStr>,
+    /// The inherited ERL_FLAGS and ERL_ZFLAGS: a `-proto_dist` there is one given already.
+    pub erl_flags: Option<&'a OsStr>,
+    pub erl_zflags: Option<&'a OsStr>,
+    /// With `--name-by hostname`: each peer's host name, in the order of `peers`.
+    pub peer_hosts: Option<&'a [String]>,
+    /// With `--name-by hostname`: the FQDN that replaces the IP in the node name.
+    pub name_host: Option<&'a str>,
+    /// The peer query to export as `DNS_CLUSTER_QUERY` (see `source::exported_query`).
+    pub dns_cluster_query: Option<&'a str>,
 }
 
 /// rancher-boot's exports, by name. Values are text: every input was validated before.
 pub type Exports = BTreeMap<&'static str, String>;
 
-/// `basename@ip`; an IPv6 address goes in as it is (`hello@fd00::1`), as `-proto_dist inet6_tcp` expects.
+/// `basename@ip`, the address written as Erlang's `inet:ntoa/1` writes it (`hello@fd00::1`), so
+/// that the names peers build for it match letter for letter.
 pub fn node_name(basename: &str, ip: IpAddr) -> String {
-    format!("{basename}@{ip}")
+    format!("{basename}@{}", erl::ntoa(ip))
 }
 
 /// The variables of SPEC section 3.
 pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Exports {
-    let node = node_name(basename, identity.ip);
-    let peer_nodes: Vec<String> = extras.peers.iter().map(|ip| node_name(basename, *ip)).collect();
-    let peer_ips: Vec<String> = extras.peers.iter().map(IpAddr::to_string).collect();
+    let node = match extras.name_host {
+        Some(host) => format!("{basename}@{host}"),
+        None => node_name(basename, identity.ip),
+    };
+    let peer_nodes: Vec<String> = match extras.peer_hosts {
+        Some(hosts) => hosts.iter().map(|host| format!("{basename}@{host}")).collect(),
+        None => extras.peers.iter().map(|ip| node_name(basename, *ip)).collect(),
+    };
+    let peer_ips: Vec<String> = extras.peers.iter().map(|ip| erl::ntoa(*ip)).collect();
 
     let mut out = Exports::new();
-    out.insert("NODE_IP", identity.ip.to_string());
+    out.insert("NODE_IP", erl::ntoa(identity.ip));
     out.insert("NODE_NAME", node.clone());
     out.insert("SERVICE_NAME", identity.service.clone());
-    out.insert("RANCHER_IP", identity.ip.to_string());
+    out.insert("RANCHER_IP", erl::ntoa(identity.ip));
     out.insert("RANCHER_SERVICE_NAME", identity.service.clone());
     out.insert("RELEASE_DISTRIBUTION", "name".to_string());
     out.insert("RELEASE_NODE", node);
@@ -65,11 +72,12 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
         format!("[{}]", peer_nodes.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(",")),
     );
     out.insert("PEER_NODES", peer_nodes.join(" "));
-    if let Some(stack) = &identity.stack {
-        out.insert("STACK_NAME", stack.clone());
+    out.insert("RANCHER_BOOT_PLATFORM", identity.platform.to_string());
+    if let Some(query) = extras.dns_cluster_query {
+        out.insert("DNS_CLUSTER_QUERY", query.to_string());
     }
-    if let Some(container) = &identity.container {
-        out.insert("CONTAINER_NAME", container.clone());
+    for (name, value) in &identity.extras {
+        out.insert(name, value.clone());
     }
     if let Some(path) = extras.vm_args {
         let path = path.to_string_lossy().into_owned();
@@ -79,13 +87,9 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
     if let Some(cookie) = extras.cookie {
         out.insert("RELEASE_COOKIE", cookie.to_string());
     }
-    if identity.ip.is_ipv6() {
-        let inherited = extras.erl_aflags.map(OsStr::to_string_lossy).unwrap_or_default();
-        let flags = if inherited.trim().is_empty() {
-            "-proto_dist inet6_tcp".to_string()
-        } else {
-            format!("{inherited} -proto_dist inet6_tcp")
-        };
+    let text = |flags: Option<&OsStr>| flags.map(|f| f.to_string_lossy().into_owned());
+    let (aflags, flags, zflags) = (text(extras.erl_aflags), text(extras.erl_flags), text(extras.erl_zflags));
+    if let Some(flags) = erl::erl_aflags(identity.ip, aflags.as_deref(), flags.as_deref(), zflags.as_deref()) {
         out.insert("ERL_AFLAGS", flags);
     }
     out
@@ -134,10 +138,13 @@ mod tests {
 
     fn identity(ip: &str) -> Identity {
         Identity {
+            platform: crate::source::Platform::Rancher,
             ip: ip.parse().unwrap(),
             service: "my-hello-service".into(),
-            stack: Some("demo".into()),
-            container: Some("demo-my-hello-service-1".into()),
+            peer_query: Some("my-hello-service".into()),
+            host_name: None,
+            extras: vec![("STACK_NAME", "demo".into()), ("CONTAINER_NAME", "demo-my-hello-service-1".into())],
+            evidence: "self/container of demo-my-hello-service-1".into(),
         }
     }
 
@@ -161,8 +168,24 @@ mod tests {
         assert_eq!(e["PEER_NODES_ERL"], "['hello@10.42.72.199','hello@10.42.240.66']");
         assert_eq!(e["RELEASE_VM_ARGS"], "/tmp/rancher-boot/vm.args");
         assert_eq!(e["VMARGS_PATH"], "/tmp/rancher-boot/vm.args");
+        assert_eq!(e["RANCHER_BOOT_PLATFORM"], "rancher");
         assert!(!e.contains_key("RELEASE_COOKIE"));
         assert!(!e.contains_key("ERL_AFLAGS"));
+        assert!(!e.contains_key("DNS_CLUSTER_QUERY"), "only when asked to");
+    }
+
+    #[test]
+    fn the_peer_query_and_a_host_name_when_given() {
+        let extras = Extras {
+            dns_cluster_query: Some("tasks.hello"),
+            name_host: Some("hello-0.h.ns.svc.k8s"),
+            ..Extras::default()
+        };
+        let e = exports(&identity("10.0.0.1"), "hello", &extras);
+        assert_eq!(e["DNS_CLUSTER_QUERY"], "tasks.hello");
+        assert_eq!(e["NODE_NAME"], "hello@hello-0.h.ns.svc.k8s");
+        assert_eq!(e["RELEASE_NODE"], "hello@hello-0.h.ns.svc.k8s");
+        assert_eq!(e["NODE_IP"], "10.0.0.1");
     }
 
     #[test]

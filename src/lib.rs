@@ -1,4 +1,5 @@
-//! rancher-boot: the entrypoint of an Erlang/Elixir release in a Rancher container.
+//! rancher-boot: the entrypoint of an Erlang/Elixir release in a container, on Rancher,
+//! Kubernetes, Docker Swarm or Compose, ECS, Nomad, Fly, or plain Docker.
 //!
 //! The binary (`main.rs`) parses the command line and calls [`boot::run`]; everything else is
 //! here so that integration tests and fuzz targets can reach the pure parts.
@@ -12,7 +13,6 @@ pub mod erl;
 pub mod exec;
 pub mod exit;
 pub mod init;
-pub mod local;
-pub mod metadata;
 pub mod source;
 pub mod template;
+pub mod wait;

@@ -1,5 +1,5 @@
 //! Fuzz target: a `self/container` answer, arbitrary bytes through `serde_json::from_slice` and
-//! `metadata::parse_container`, as `metadata::Client::get_json` hands it over.
+//! `source::rancher::parse_container`, as `source::rancher::Client::get_json` hands it over.
 //!
 //! Invariants checked (SPEC sections 2 and 3):
 //! 1. no panic, whatever the JSON;
@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use libfuzzer_sys::fuzz_target;
 use rancher_boot::cli::check_node_basename;
 use rancher_boot::env::node_name;
-use rancher_boot::metadata::parse_container;
+use rancher_boot::source::rancher::parse_container;
 
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     // What the node will be called must round-trip through text.
     assert_eq!(identity.ip.to_string().parse::<IpAddr>().ok(), Some(identity.ip));
     assert!(valid_name(&identity.service), "service {:?}", identity.service);
-    for name in identity.stack.iter().chain(&identity.container) {
+    for (_, name) in &identity.extras {
         assert!(valid_name(name), "name {name:?}");
     }
 

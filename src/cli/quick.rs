@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{
-    Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, Options, PeerMode, Source,
+    Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
     parse_dns_server, parse_duration,
 };
 
@@ -46,8 +46,9 @@ const fn spec(long: &'static str, env: &'static str, kind: Kind) -> Spec {
 }
 
 /// clap's [`Options`], as far as parsing goes (checked against clap by the tests).
-pub(super) const SPECS: [Spec; 20] = [
+pub(super) const SPECS: [Spec; 21] = [
     spec("source", "RANCHER_BOOT_SOURCE", Kind::Value),
+    spec("name-by", "RANCHER_BOOT_NAME_BY", Kind::Value),
     spec("metadata-url", "RANCHER_METADATA_URL", Kind::Value),
     spec("timeout", "RANCHER_BOOT_TIMEOUT", Kind::Value),
     spec("app", "RANCHER_BOOT_APP", Kind::Value),
@@ -138,7 +139,8 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
         }
     }
     let options = Options {
-        source: Source::from_str(one("source")?.unwrap_or("rancher"), false).ok()?,
+        source: Source::from_str(one("source")?.unwrap_or("auto"), false).ok()?,
+        name_by: NameBy::from_str(one("name-by")?.unwrap_or("ip"), false).ok()?,
         metadata_url: one("metadata-url")?.unwrap_or(DEFAULT_METADATA_URL).to_string(),
         timeout: parse_duration(one("timeout")?.unwrap_or(DEFAULT_TIMEOUT)).ok()?,
         app: path("app")?,
@@ -233,6 +235,8 @@ mod tests {
             (&["rb", "--peers", "dns", "--", "x"], &[("RANCHER_BOOT_PEERS", "none"), ("RANCHER_BOOT_DRY_RUN", "off")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_TEMPLATES", "a,b:c"), ("RANCHER_METADATA_URL", "http://m/latest")]),
             (&["rb", "--cookie-file", "/run/secrets/c", "--log", "debug", "--", "x"], &[("RANCHER_BOOT_IP", "::1")]),
+            (&["rb", "--source", "swarm", "--name-by", "hostname", "--", "x"], &[]),
+            (&["rb", "--", "x"], &[("RANCHER_BOOT_SOURCE", "kubernetes"), ("RANCHER_BOOT_NAME_BY", "hostname")]),
         ];
         for (words, vars) in cases {
             let (quick, clap) = both(words, vars);
@@ -258,6 +262,8 @@ mod tests {
             (&["rb", "-vq", "--", "x"], &[]),
             (&["rb", "--init=true", "--", "x"], &[]),
             (&["rb", "--peers", "DNS", "--", "x"], &[]),
+            (&["rb", "--source", "consul", "--", "x"], &[]),
+            (&["rb", "--name-by", "fqdn", "--", "x"], &[]),
             (&["rb", "--timeout", "soon", "--", "x"], &[]),
             (&["rb", "--template", "a,,b", "--", "x"], &[]),
             (&["rb", "--nope", "--", "x"], &[]),
@@ -288,7 +294,7 @@ mod tests {
         proptest::sample::select(words)
     }
 
-    const VALUES: [&str; 26] = [
+    const VALUES: [&str; 30] = [
         "",
         "-x",
         "dns",
@@ -297,6 +303,10 @@ mod tests {
         "DNS",
         "local",
         "rancher",
+        "auto",
+        "swarm",
+        "hostname",
+        "ip",
         "true",
         "false",
         "1",

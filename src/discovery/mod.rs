@@ -2,19 +2,19 @@
 //! handed a first set of peers (`PEER_IPS`, `PEER_NODES`, `PEER_NODES_ERL`).
 //!
 //! Two ways to ask: DNS ([`dns`], the default: Rancher's DNS answers a service name with the
-//! addresses of its healthy containers) and metadata ([`service`]: `self/service` lists the
-//! containers with their state). Either way the answer is sorted, unique and without this node.
+//! addresses of its healthy containers) and metadata (Rancher's `self/service` lists the
+//! containers with their state: [`rancher::fetch_peers`]). Either way the answer is sorted, unique and without this node.
 //! The DNS stub resolver is our own, std only: [`resolv_conf`] reads the configuration, [`wire`]
 //! the packets (both pure, public for the fuzz targets), [`dns`] does the look.
 //!
 //! Finding nobody is normal: the first container of a service is alone. It is one info line and an
 //! empty list, unless `--wait-peers N` asks for N others; then every look that finds fewer is a
-//! failed attempt of [`metadata::retry`], and the deadline ends the boot with exit 69.
+//! failed attempt of [`wait::retry`], and the deadline ends the boot with exit 69. A source that
+//! names no peer query (and no `--peer-query`) means no peers, with one info line.
 //! Ongoing discovery after the exec is the application's job, not ours.
 
 mod dns;
 pub mod resolv_conf;
-mod service;
 pub mod wire;
 
 use std::collections::BTreeSet;
@@ -26,14 +26,17 @@ use anyhow::anyhow;
 
 use crate::cli::PeerMode;
 use crate::exit::{Exit, Fail};
-use crate::metadata::{self, AttemptError};
+use crate::source::rancher;
+use crate::wait::{self, AttemptError};
 
 /// What to look up, and how long to wait.
 #[derive(Debug)]
 pub struct PeerQuery<'a> {
     pub mode: PeerMode,
-    /// The DNS name (`--peer-query`, else the service name).
-    pub name: &'a str,
+    /// The DNS name (`--peer-query`, else the source's); `None`: the source names none.
+    pub name: Option<&'a str>,
+    /// The platform whose source named no query, for the info line.
+    pub platform: crate::source::Platform,
     pub dns_server: Option<SocketAddr>,
     /// `--wait-peers N`: wait until at least N others are known.
     pub wait: usize,
@@ -49,43 +52,58 @@ pub struct PeerQuery<'a> {
 pub fn discover(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
     match query.mode {
         PeerMode::None => Ok(Vec::new()),
-        PeerMode::Dns => from_dns(query),
+        PeerMode::Dns => match query.name {
+            Some(name) => from_dns(query, name),
+            None if query.wait > 0 => Err(crate::fail!(
+                Exit::Config,
+                "--wait-peers {} needs a peer query, and the {} source names none; set --peer-query",
+                query.wait,
+                query.platform
+            )),
+            None => {
+                log::info!(
+                    "no peers: the {} source names no peer query; set --peer-query to find some",
+                    query.platform
+                );
+                Ok(Vec::new())
+            }
+        },
         PeerMode::Metadata => from_metadata(query),
     }
 }
 
 /// One DNS look, or (with `--wait-peers`) looks until enough peers are known.
-fn from_dns(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
-    let name = dns::QueryName::parse(query.name).map_err(|e| Fail::new(Exit::Usage, e))?;
+fn from_dns(query: &PeerQuery<'_>, text: &str) -> Result<Vec<IpAddr>, Fail> {
+    let name = dns::QueryName::parse(text).map_err(|e| Fail::new(Exit::Usage, e))?;
     if query.wait == 0 {
         // A single look, bounded by the resolver's own timeouts (resolv.conf's `timeout` and
         // `attempts`), not by --timeout: that deadline is for metadata and --wait-peers.
         return Ok(match dns::lookup(&name, query.dns_server, None) {
-            Ok(found) => alone_is_normal(query, others(found, query.self_ip), None),
-            Err(dns::Miss::NoAddresses(why)) => alone_is_normal(query, Vec::new(), Some(&why)),
+            Ok(found) => alone_is_normal(text, query.self_ip, others(found, query.self_ip), None),
+            Err(dns::Miss::NoAddresses(why)) => alone_is_normal(text, query.self_ip, Vec::new(), Some(&why)),
             Err(dns::Miss::Failed(error)) => {
                 log::warn!("cannot look up peers: {error:#}; booting without peers");
                 Vec::new()
             }
         });
     }
-    metadata::retry("peers", query.started, query.deadline, |_| {
+    wait::retry("peers", query.started, query.deadline, |_| {
         let found = match dns::lookup(&name, query.dns_server, Some(query.deadline)) {
             Ok(found) => found,
-            Err(dns::Miss::NoAddresses(why)) => return Err(too_few(query, &[], Some(&why))),
+            Err(dns::Miss::NoAddresses(why)) => return Err(too_few(query, text, &[], Some(&why))),
             Err(dns::Miss::Failed(error)) => return Err(AttemptError::Unavailable(error)),
         };
-        enough(query, others(found, query.self_ip))
+        enough(query, text, others(found, query.self_ip))
     })
 }
 
 /// Asks metadata for the service's containers, retrying like the identity request does.
 fn from_metadata(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
-    let client = metadata::Client::new();
-    let mut endpoint = metadata::Endpoint::new(query.metadata_url, "self/service");
-    let peers = metadata::retry("peers", query.started, query.deadline, |_| {
-        let found = service::fetch(&client, &mut endpoint, query.self_ip, query.deadline)?;
-        if query.wait == 0 { Ok(found) } else { enough(query, found) }
+    let client = rancher::Client::new();
+    let mut endpoint = rancher::Endpoint::new(query.metadata_url, "self/service");
+    let peers = wait::retry("peers", query.started, query.deadline, |_| {
+        let found = rancher::fetch_peers(&client, &mut endpoint, query.self_ip, query.deadline)?;
+        if query.wait == 0 { Ok(found) } else { enough(query, query.name.unwrap_or("self/service"), found) }
     })?;
     if peers.is_empty() {
         log::info!("no peers yet: self/service lists no running container but this one");
@@ -101,25 +119,25 @@ fn others(found: BTreeSet<IpAddr>, self_ip: IpAddr) -> Vec<IpAddr> {
 }
 
 /// Passes the DNS peers through, with the one info line when there are none.
-fn alone_is_normal(query: &PeerQuery<'_>, peers: Vec<IpAddr>, why: Option<&str>) -> Vec<IpAddr> {
+fn alone_is_normal(name: &str, self_ip: IpAddr, peers: Vec<IpAddr>, why: Option<&str>) -> Vec<IpAddr> {
     if peers.is_empty() {
         match why {
-            Some(why) => log::info!("no peers yet: {} has no addresses ({why})", query.name),
-            None => log::info!("no peers yet: {} lists no address but this node's ({})", query.name, query.self_ip),
+            Some(why) => log::info!("no peers yet: {name} has no addresses ({why})"),
+            None => log::info!("no peers yet: {name} lists no address but this node's ({self_ip})"),
         }
     } else {
-        log::debug!("peers of {}: {}", query.name, list(&peers));
+        log::debug!("peers of {name}: {}", list(&peers));
     }
     peers
 }
 
 /// `Ok` once at least `--wait-peers` others are known; otherwise a failed attempt saying how many.
-fn enough(query: &PeerQuery<'_>, peers: Vec<IpAddr>) -> Result<Vec<IpAddr>, AttemptError> {
-    if peers.len() >= query.wait { Ok(peers) } else { Err(too_few(query, &peers, None)) }
+fn enough(query: &PeerQuery<'_>, name: &str, peers: Vec<IpAddr>) -> Result<Vec<IpAddr>, AttemptError> {
+    if peers.len() >= query.wait { Ok(peers) } else { Err(too_few(query, name, &peers, None)) }
 }
 
-fn too_few(query: &PeerQuery<'_>, peers: &[IpAddr], why: Option<&str>) -> AttemptError {
-    let mut message = format!("found {} of {} peers for {}", peers.len(), query.wait, query.name);
+fn too_few(query: &PeerQuery<'_>, name: &str, peers: &[IpAddr], why: Option<&str>) -> AttemptError {
+    let mut message = format!("found {} of {} peers for {name}", peers.len(), query.wait);
     if !peers.is_empty() {
         let _ = write!(message, " ({})", list(peers));
     }
@@ -142,7 +160,8 @@ mod tests {
         let now = Instant::now();
         PeerQuery {
             mode: PeerMode::Dns,
-            name: "web",
+            name: Some("web"),
+            platform: crate::source::Platform::Local,
             dns_server: None,
             wait,
             metadata_url: "http://127.0.0.1:1/2016-07-29",
@@ -166,12 +185,12 @@ mod tests {
     #[test]
     fn too_few_says_how_many_of_how_many() {
         let q = query(2);
-        let err = enough(&q, vec!["10.0.0.9".parse().unwrap()]).unwrap_err();
+        let err = enough(&q, "web", vec!["10.0.0.9".parse().unwrap()]).unwrap_err();
         assert!(matches!(err, AttemptError::Unavailable(_)));
         assert_eq!(err.to_string(), "found 1 of 2 peers for web (10.0.0.9)");
-        let err = too_few(&q, &[], Some("NXDOMAIN"));
+        let err = too_few(&q, "web", &[], Some("NXDOMAIN"));
         assert_eq!(err.to_string(), "found 0 of 2 peers for web (NXDOMAIN)");
-        assert!(enough(&q, vec!["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()]).is_ok());
+        assert!(enough(&q, "web", vec!["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()]).is_ok());
     }
 
     #[test]

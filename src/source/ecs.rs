@@ -11,11 +11,125 @@
 //! Peers come only from `--peer-query` (a Cloud Map name): this source names no query.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use serde_json::Value;
 
+use super::rancher::Client;
+use super::{Context, Identity, Platform};
+use crate::cli::check_name;
 use crate::exit::{Exit, Fail};
+use crate::wait::{self, AttemptError};
+
+/// The variables the ECS agent sets, v4 first.
+const URI_VARIABLES: [&str; 2] = ["ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI"];
+
+/// Under `--source auto`, an endpoint that refuses, times out or fails (5xx) is asked this long.
+const AUTO_WAIT: Duration = Duration::from_secs(2);
+
+/// The container answer detection got, so that identifying does not ask again.
+static CONTAINER: OnceLock<Value> = OnceLock::new();
+
+/// The endpoint's variable and URI.
+fn endpoint(ctx: &Context<'_>) -> Option<(&'static str, String)> {
+    URI_VARIABLES.iter().find_map(|name| ctx.var(name).map(|uri| (*name, uri.trim_end_matches('/').to_string())))
+}
+
+/// One request, judged: container JSON is `Ok`; a 200 that is not, or a 404, is
+/// `Invalid` (not ECS: AWS CodeBuild sets the same variables); anything else `Unavailable`.
+fn ask_container(client: &Client, uri: &str, deadline: Instant) -> Result<Value, AttemptError> {
+    match client.get_json(uri, deadline) {
+        Ok(answer) if is_container(&answer) => Ok(answer),
+        Ok(answer) => Err(AttemptError::Invalid(anyhow!(
+            "GET {uri}: the answer is not ECS container JSON (no Networks list): {}",
+            super::rancher::escape_prefix(answer.to_string().as_bytes())
+        ))),
+        Err(AttemptError::Unavailable(e)) if format!("{e:#}").ends_with("HTTP 404") => Err(AttemptError::Invalid(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Step 2 of `--source auto`: the variable is set and its endpoint answers container JSON.
+/// Unreachable endpoints are asked for at most 2 s, then detection goes on with a warning.
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    let (name, uri) = endpoint(ctx)?;
+    let client = Client::new();
+    let deadline = (Instant::now() + AUTO_WAIT).min(ctx.deadline);
+    let last = loop {
+        match ask_container(&client, &uri, deadline) {
+            Ok(answer) => {
+                let _ = CONTAINER.set(answer);
+                return Some(format!("{name} answers container JSON"));
+            }
+            Err(AttemptError::Invalid(e)) => {
+                log::debug!("{name} is set, but not ECS: {e:#}");
+                return None;
+            }
+            Err(e) if Instant::now() >= deadline => break e,
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())));
+    };
+    log::warn!("{name} is set, but its endpoint did not answer within {AUTO_WAIT:?} ({last}); not ECS");
+    None
+}
+
+/// The container's address (`--ip` wins without a look at the networks) and the service.
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let Some((name, uri)) = endpoint(ctx) else {
+        return Err(Fail::new(
+            Exit::Config,
+            anyhow!("--source ecs: neither ECS_CONTAINER_METADATA_URI_V4 nor ECS_CONTAINER_METADATA_URI is set"),
+        ));
+    };
+    let client = Client::new();
+    let container = match CONTAINER.get() {
+        Some(answer) => answer.clone(),
+        None => wait::retry("ECS metadata", ctx.started, ctx.deadline, |_| {
+            match client.get_json(&uri, ctx.deadline) {
+                // Without Networks the answer is judged below: a 78, not a wait.
+                Ok(answer) if answer.is_object() => Ok(answer),
+                Ok(answer) => Err(AttemptError::Invalid(anyhow!("GET {uri}: not a JSON object: {answer}"))),
+                Err(e) => Err(e),
+            }
+        })?,
+    };
+    let (ip, evidence) = match ctx.config.ip {
+        Some(ip) => (ip, "--ip given".to_string()),
+        None => container_address(&container)?,
+    };
+    let task_uri = format!("{uri}/task");
+    let task = wait::retry("ECS task metadata", ctx.started, ctx.deadline, |_| client.get_json(&task_uri, ctx.deadline))?;
+    let label_family = container
+        .pointer("/Labels/com.amazonaws.ecs.task-definition-family")
+        .and_then(Value::as_str)
+        .map(|family| (family.to_string(), "the task-definition-family label"));
+    let (service, from) = match task_service(&task).or(label_family) {
+        Some(found) => found,
+        None => match &ctx.config.service {
+            Some(service) => (service.clone(), "--service"),
+            None => {
+                return Err(Fail::new(
+                    Exit::Config,
+                    anyhow!("GET {task_uri}: the task has neither ServiceName nor Family; set --service"),
+                ));
+            }
+        },
+    };
+    check_name(&service).map_err(|e| Fail::new(Exit::Config, e.context(format!("ECS {from}; set --service"))))?;
+    log::debug!("ecs: {ip} from {name} ({evidence}), service {service} from {from}");
+    Ok(Identity {
+        platform: Platform::Ecs,
+        ip,
+        service,
+        peer_query: None,
+        host_name: None,
+        extras: Vec::new(),
+        evidence: format!("{evidence}, service from {from}"),
+    })
+}
 
 /// Whether a 200 answer is ECS container JSON (and not, say, CodeBuild's).
 pub fn is_container(answer: &Value) -> bool {

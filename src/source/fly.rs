@@ -8,7 +8,41 @@ use std::net::IpAddr;
 
 use anyhow::anyhow;
 
+use super::{Context, Identity, Platform};
+use crate::cli::check_name;
 use crate::exit::{Exit, Fail};
+
+/// Step 1 of `--source auto`: both variables set.
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    let app = ctx.var("FLY_APP_NAME")?;
+    let ip = ctx.var("FLY_PRIVATE_IP")?;
+    Some(format!("FLY_APP_NAME is {app}, FLY_PRIVATE_IP {ip}"))
+}
+
+/// IP = `FLY_PRIVATE_IP` (unless `--ip`), service = `FLY_APP_NAME`, query `<app>.internal`.
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let app = ctx.var("FLY_APP_NAME").ok_or_else(|| {
+        Fail::new(Exit::Config, anyhow!("--source fly: FLY_APP_NAME is not set; set --service and --peer-query"))
+    })?;
+    check_name(&app).map_err(|e| Fail::new(Exit::Config, e.context("FLY_APP_NAME")))?;
+    let (ip, evidence) = match (ctx.config.ip, ctx.var("FLY_PRIVATE_IP")) {
+        (Some(ip), _) => (ip, "--ip given".to_string()),
+        (None, Some(text)) => (private_ip(&text)?, format!("FLY_PRIVATE_IP of app {app}")),
+        (None, None) => {
+            return Err(Fail::new(Exit::Config, anyhow!("--source fly: FLY_PRIVATE_IP is not set; give the address with --ip")));
+        }
+    };
+    let machine = ctx.var("FLY_MACHINE_ID").map(|id| format!(", machine {id}")).unwrap_or_default();
+    Ok(Identity {
+        platform: Platform::Fly,
+        ip,
+        peer_query: Some(peer_query(&app)),
+        service: app,
+        host_name: None,
+        extras: Vec::new(),
+        evidence: format!("{evidence}{machine}"),
+    })
+}
 
 /// `FLY_PRIVATE_IP` parsed; any text form Rust reads (upper case, leading zeros) is accepted, and
 /// the name is then built from the canonical form.

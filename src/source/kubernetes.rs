@@ -14,10 +14,79 @@ use std::net::IpAddr;
 
 use anyhow::anyhow;
 
-use crate::exit::{Exit, Fail};
+use super::{Context, Identity, Platform};
+use crate::cli::check_name;
+use crate::discovery::resolv_conf::parse_resolv_conf;
+use crate::exit::{Exit, Fail, OrExit};
 
+/// The file every pod with a service account has.
 pub const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 pub const DEFAULT_ZONE: &str = "cluster.local";
+
+/// Step 4 of `--source auto`: `KUBERNETES_SERVICE_HOST` (the kubelet always injects it), or the
+/// service-account `namespace` file.
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    if let Some(host) = ctx.var("KUBERNETES_SERVICE_HOST") {
+        return Some(format!("KUBERNETES_SERVICE_HOST is {host}"));
+    }
+    ctx.read(SERVICE_ACCOUNT_NAMESPACE).map(|_| format!("{SERVICE_ACCOUNT_NAMESPACE} exists"))
+}
+
+/// The pod's identity from what the kubelet gives it (see the top of this file).
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let host = nix::unistd::gethostname().or_exit(Exit::Config)?.to_string_lossy().into_owned();
+    let hosts = ctx.read("/etc/hosts");
+    let (ip, ip_from) = match ctx.config.ip {
+        Some(ip) => (ip, "--ip given".to_string()),
+        None => pod_ip(ctx.var("POD_IP").as_deref(), hosts.as_deref(), &host)?,
+    };
+    let search = ctx.read("/etc/resolv.conf").map(|text| parse_resolv_conf(&text).search).unwrap_or_default();
+    let namespace = namespace(ctx.var("POD_NAMESPACE").as_deref(), ctx.read(SERVICE_ACCOUNT_NAMESPACE).as_deref(), &search);
+    let (zone, zone_from) = zone(ctx.var("CLUSTER_DOMAIN").as_deref(), &search);
+    let fqdn = hosts.as_deref().and_then(|hosts| fqdn(hosts, &host));
+    log::debug!(
+        "kubernetes: pod {host}, {ip} from {ip_from}, namespace {}, zone {zone} from {zone_from}, FQDN {}",
+        namespace.as_ref().map_or("unknown".to_string(), |(ns, from)| format!("{ns} from {from}")),
+        fqdn.as_deref().unwrap_or("none")
+    );
+    let service = match (&ctx.config.service, fqdn.as_deref().and_then(subdomain)) {
+        (Some(service), _) => Some((service.clone(), "--service")),
+        (None, Some(sub)) => Some((sub.to_string(), "the pod's subdomain")),
+        (None, None) => None,
+    };
+    let (service, peer_query, service_from) = match service {
+        Some((service, from)) => {
+            check_name(&service).map_err(|e| Fail::new(Exit::Config, e.context(format!("{from}; set --service"))))?;
+            if namespace.is_none() {
+                log::debug!(
+                    "kubernetes: no namespace (POD_NAMESPACE, {SERVICE_ACCOUNT_NAMESPACE}, search list): \
+                     the query is the bare service name {service}"
+                );
+            }
+            let query = peer_query(&service, namespace.as_ref().map(|(ns, _)| ns.as_str()), &zone);
+            (service, Some(query), from)
+        }
+        None => {
+            log::info!(
+                "kubernetes: pod {host} has no subdomain, so its headless service is not known; set --service \
+                 (RANCHER_BOOT_SERVICE) to find peers"
+            );
+            (host.clone(), None, "the host name")
+        }
+    };
+    Ok(Identity {
+        platform: Platform::Kubernetes,
+        ip,
+        service,
+        peer_query,
+        host_name: fqdn,
+        extras: Vec::new(),
+        evidence: format!(
+            "{ip_from}, pod {host}{}, service from {service_from}",
+            namespace.as_ref().map(|(ns, _)| format!(" in {ns}")).unwrap_or_default()
+        ),
+    })
+}
 
 /// A search domain `<ns>.svc.<zone>` split into its namespace and zone.
 fn namespace_search_domain(domain: &str) -> Option<(&str, &str)> {

@@ -1,5 +1,256 @@
-//! Placeholder until the source family lands (branch sources): the platform files' pure parts.
+//! Who is this node: the sources of an identity, one file per platform, all of the same shape.
+//!
+//! A source answers four things (PLATFORMS.md, "The contract of a source"): the node's IP (the
+//! address its peers reach it on), its service (what the node's peers have in common), the peer
+//! query (the DNS name whose A/AAAA records are the peers; `None` when the platform names none),
+//! and extras exported as they are. It also says why (`evidence`), for the info line and
+//! `print-env`, and it logs its decisions at `debug`. What it cannot learn is a [`Fail`] naming
+//! the flag or variable that fixes it, never a name built from a wrong address.
+//!
+//! Each platform file has `detect(&Context) -> Option<String>` (the evidence of its signal, for
+//! `--source auto`, which [`detect`] runs in PLATFORMS.md's order) and
+//! `identify(&Context) -> Result<Identity, Fail>`. A platform named by `--source` (or
+//! `RANCHER_BOOT_SOURCE`) is identified with no detection.
+//!
+//! This file applies the overrides, once, to whatever a source found: `--ip`, `--service` (where
+//! the platform's DNS names services, the peer query follows it), `--peer-query`, and an inherited
+//! `DNS_CLUSTER_QUERY` standing in for `--peer-query`; and `--name-by hostname`'s need of a FQDN.
+//! Kubernetes' source reads `--service` itself: its query needs the namespace it found.
+
+pub mod compose;
+pub mod detect;
+mod docker;
 pub mod ecs;
 pub mod fly;
 pub mod kubernetes;
+pub mod local;
 pub mod nomad;
+pub mod rancher;
+pub mod swarm;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::cli::{Config, NameBy, PeerMode, Source};
+use crate::exit::{Exit, Fail};
+use crate::fail;
+
+/// The platform that named the node; exported as `RANCHER_BOOT_PLATFORM` (its lower-case name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    Rancher,
+    Kubernetes,
+    Ecs,
+    Nomad,
+    Fly,
+    Swarm,
+    Compose,
+    Local,
+}
+
+impl Platform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Rancher => "rancher",
+            Platform::Kubernetes => "kubernetes",
+            Platform::Ecs => "ecs",
+            Platform::Nomad => "nomad",
+            Platform::Fly => "fly",
+            Platform::Swarm => "swarm",
+            Platform::Compose => "compose",
+            Platform::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Who the node is, validated by its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub platform: Platform,
+    pub ip: IpAddr,
+    pub service: String,
+    /// The DNS name whose A/AAAA records are the peers; `None`: this source names no query.
+    pub peer_query: Option<String>,
+    /// A FQDN that names this node, for `--name-by hostname`.
+    pub host_name: Option<String>,
+    /// Exported as they are (`STACK_NAME`, `CONTAINER_NAME`, ...).
+    pub extras: Vec<(&'static str, String)>,
+    /// Why: for the info line and `print-env` (`10.0.1.4 on eth1 is hello.2.x.appnet`).
+    pub evidence: String,
+}
+
+/// What a source may read: the checked configuration, the environment and files (both
+/// injectable, so that detection is tested without a platform), and the time it has.
+#[allow(missing_debug_implementations)] // closures
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// A variable of the environment rancher-boot was started with.
+    pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    /// The text of a file, `None` when it cannot be read.
+    pub read_file: &'a dyn Fn(&Path) -> Option<String>,
+    pub started: Instant,
+    /// `--timeout` from the start.
+    pub deadline: Instant,
+}
+
+fn process_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+fn real_file(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+impl<'a> Context<'a> {
+    /// The real environment and file system.
+    pub fn new(config: &'a Config, started: Instant) -> Context<'a> {
+        Context { config, env: &process_env, read_file: &real_file, started, deadline: started + config.timeout }
+    }
+
+    /// A variable that is set, not empty and UTF-8.
+    pub fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name).and_then(|v| v.into_string().ok()).filter(|v| !v.is_empty())
+    }
+
+    pub fn read(&self, path: &str) -> Option<String> {
+        (self.read_file)(Path::new(path))
+    }
+
+    /// resolv.conf's nameservers (not `--dns-server`'s): what the platform set up.
+    pub fn nameservers(&self) -> Vec<SocketAddr> {
+        self.read("/etc/resolv.conf")
+            .map(|text| crate::discovery::resolv_conf::parse_resolv_conf(&text).nameservers)
+            .unwrap_or_default()
+    }
+}
+
+/// The identity of this node: the source `--source` names, or the one [`detect`] finds, with the
+/// overrides applied.
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let found = match ctx.config.source {
+        Source::Auto => detect::detect(ctx)?,
+        Source::Rancher => identify_as(Platform::Rancher, ctx)?,
+        Source::Kubernetes => identify_as(Platform::Kubernetes, ctx)?,
+        Source::Ecs => identify_as(Platform::Ecs, ctx)?,
+        Source::Nomad => identify_as(Platform::Nomad, ctx)?,
+        Source::Fly => identify_as(Platform::Fly, ctx)?,
+        Source::Swarm => identify_as(Platform::Swarm, ctx)?,
+        Source::Compose => identify_as(Platform::Compose, ctx)?,
+        Source::Local => identify_as(Platform::Local, ctx)?,
+    };
+    log::debug!("{} source: {} ({})", found.platform, found.ip, found.evidence);
+    apply_overrides(found, ctx)
+}
+
+/// The source of `platform`, with no detection.
+fn identify_as(platform: Platform, ctx: &Context<'_>) -> Result<Identity, Fail> {
+    match platform {
+        Platform::Rancher => rancher::identify(ctx),
+        Platform::Kubernetes => kubernetes::identify(ctx),
+        Platform::Ecs => ecs::identify(ctx),
+        Platform::Nomad => nomad::identify(ctx),
+        Platform::Fly => fly::identify(ctx),
+        Platform::Swarm => swarm::identify(ctx),
+        Platform::Compose => compose::identify(ctx),
+        Platform::Local => local::identify(ctx),
+    }
+}
+
+/// The peer query a platform's DNS derives from a service name, where it names services by
+/// them (so `--service` changes both); `None` where the source's own rule stands (Fly keeps
+/// `<app>.internal`, Kubernetes builds it itself, ECS and Nomad name none).
+fn query_of_service(platform: Platform, service: &str) -> Option<String> {
+    match platform {
+        Platform::Rancher | Platform::Compose | Platform::Local => Some(service.to_string()),
+        Platform::Swarm => Some(format!("tasks.{service}")),
+        Platform::Kubernetes | Platform::Ecs | Platform::Nomad | Platform::Fly => None,
+    }
+}
+
+/// `--ip`, `--service`, `--peer-query` (or an inherited `DNS_CLUSTER_QUERY`) over what the source
+/// found; then `--name-by hostname`'s FQDN must be there.
+fn apply_overrides(mut identity: Identity, ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let config = ctx.config;
+    if let Some(ip) = config.ip {
+        if ip.is_unspecified() {
+            return Err(fail!(Exit::Usage, "--ip {ip} is unspecified"));
+        }
+        if ip != identity.ip {
+            log::debug!("--ip {ip} given: not {}", identity.ip);
+            identity.evidence = format!("--ip given; the source found {}", identity.evidence);
+            identity.ip = ip;
+        }
+    }
+    if let Some(service) = &config.service
+        && *service != identity.service
+    {
+        log::debug!("--service {service} given: not {}", identity.service);
+        identity.service = service.clone();
+        if let Some(query) = query_of_service(identity.platform, service) {
+            identity.peer_query = Some(query);
+        }
+    }
+    if let Some(query) = &config.peer_query {
+        identity.peer_query = Some(query.clone());
+    } else if let Some(query) = ctx.var("DNS_CLUSTER_QUERY") {
+        log::debug!("DNS_CLUSTER_QUERY {query} from the environment stands in for --peer-query");
+        identity.peer_query = Some(query);
+    }
+    if config.name_by == NameBy::Hostname && identity.host_name.is_none() {
+        return Err(fail!(
+            Exit::Config,
+            "--name-by hostname: the {} source knows no host name (FQDN) for this node; use --name-by ip \
+             (RANCHER_BOOT_NAME_BY)",
+            identity.platform
+        ));
+    }
+    Ok(identity)
+}
+
+/// The `DNS_CLUSTER_QUERY` to export: exactly the name asked, only with `--peers dns`, and only
+/// when the inherited environment does not set it (then it already is what was asked).
+pub fn exported_query<'i>(identity: &'i Identity, ctx: &Context<'_>) -> Option<&'i str> {
+    if ctx.config.peers != PeerMode::Dns || ctx.var("DNS_CLUSTER_QUERY").is_some() {
+        return None;
+    }
+    identity.peer_query.as_deref()
+}
+
+/// The addresses of `name`, or `None` when it has none by `deadline` (detection's bounded look).
+/// Until `crate::dns` offers a look with a deadline, the C library asks, on a thread of its own
+/// that is abandoned at the deadline. `server` is not used by it.
+fn resolve(name: &str, _server: Option<SocketAddr>, deadline: Instant) -> Option<BTreeSet<IpAddr>> {
+    use std::net::ToSocketAddrs;
+    let (send, receive) = std::sync::mpsc::channel();
+    let host = format!("{name}:0");
+    std::thread::spawn(move || {
+        let found: BTreeSet<IpAddr> =
+            host.to_socket_addrs().map(|addrs| addrs.map(|a| a.ip()).collect()).unwrap_or_default();
+        let _ = send.send(found);
+    });
+    let found = receive.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
+    (!found.is_empty()).then_some(found)
+}
+
+/// Addresses as text, space-separated.
+fn list<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
+    ips.into_iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// The 78 of a platform whose source is not built yet (the stubs' `identify`).
+fn not_built(platform: Platform) -> Fail {
+    fail!(
+        Exit::Config,
+        "the {platform} source is not built yet; use --source local with --ip and --service (RANCHER_BOOT_SOURCE)"
+    )
+}

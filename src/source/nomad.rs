@@ -9,7 +9,48 @@ use std::net::IpAddr;
 
 use anyhow::anyhow;
 
+use super::{Context, Identity, Platform};
+use crate::cli::check_name;
 use crate::exit::{Exit, Fail};
+
+/// Step 3 of `--source auto`: `NOMAD_ALLOC_ID` set.
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    ctx.var("NOMAD_ALLOC_ID").map(|id| format!("NOMAD_ALLOC_ID is {id}"))
+}
+
+/// IP from the port variables (unless `--ip`), service `NOMAD_GROUP_NAME`, no peer query.
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let (ip, evidence) = match ctx.config.ip {
+        Some(ip) => (ip, "--ip given".to_string()),
+        None => {
+            // The labels are the user's: every variable of the environment is looked at.
+            let vars: Vec<(String, String)> = std::env::vars_os()
+                .filter_map(|(name, _)| name.into_string().ok())
+                .filter(|name| name.starts_with("NOMAD_"))
+                .filter_map(|name| ctx.var(&name).map(|value| (name, value)))
+                .collect();
+            address(vars.iter().map(|(n, v)| (n.as_str(), v.as_str())))?
+        }
+    };
+    let (service, from) = match (ctx.var("NOMAD_GROUP_NAME"), &ctx.config.service) {
+        (Some(group), _) => (group, "NOMAD_GROUP_NAME"),
+        (None, Some(service)) => (service.clone(), "--service"),
+        (None, None) => {
+            return Err(Fail::new(Exit::Config, anyhow!("NOMAD_GROUP_NAME is not set; set --service")));
+        }
+    };
+    check_name(&service).map_err(|e| Fail::new(Exit::Config, e.context(format!("{from}; set --service"))))?;
+    let alloc = ctx.var("NOMAD_ALLOC_INDEX").map(|i| format!(", alloc index {i}")).unwrap_or_default();
+    Ok(Identity {
+        platform: Platform::Nomad,
+        ip,
+        service,
+        peer_query: None,
+        host_name: None,
+        extras: Vec::new(),
+        evidence: format!("{evidence}, service from {from}{alloc}"),
+    })
+}
 
 /// The allocation's address from its variables, and the evidence (the variables that named it).
 pub fn address<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(IpAddr, String), Fail> {

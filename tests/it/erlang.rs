@@ -68,7 +68,12 @@ fn erl_comes_up_named_by_the_rendered_vm_args() {
     assert_code(&output, 0);
     assert_eq!(stdout(&output), format!("{name}@127.0.0.1 {COOKIE} {{ok,[]}}\n"));
     let err = stderr(&output);
-    assert!(err.contains(&format!("info: node {name}@127.0.0.1, service svc, 0 peers; exec erl -noshell")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "info: node {name}@127.0.0.1 (local: --ip given), service svc, 0 peers; exec erl -noshell"
+        )),
+        "{err}"
+    );
     assert!(!err.contains("warn"), "{err}");
     assert!(!err.contains(COOKIE), "{err}");
 }

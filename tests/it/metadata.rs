@@ -10,13 +10,21 @@ use crate::support::*;
 const IP: &str = "10.42.96.65";
 
 /// A boot that prints its node name and service, with the given metadata URL and deadline.
+/// rancher-boot's own debug lines are on (one per attempt), other crates' off.
 fn boot(url: &str, timeout: &str) -> std::process::Command {
     let mut command = rancher_boot();
-    command.args(["--metadata-url", url, "--timeout", timeout, "--peers", "none", "--node-basename", "hello", "--"]);
+    command.args(["--metadata-url", url, "--timeout", timeout, "--peers", "none", "--node-basename", "hello"]);
+    command.args(["--log", "rancher_boot=debug", "--"]);
     command.args(["sh", "-c", "echo \"$NODE_NAME $SERVICE_NAME $STACK_NAME $CONTAINER_NAME\""]);
     command
 }
 
+/// The failed attempts: a debug line each.
+fn attempts(output: &std::process::Output) -> usize {
+    stderr(output).lines().filter(|l| l.starts_with("rancher-boot: debug: metadata attempt")).count()
+}
+
+/// The warnings of the wait: the first failure and each error not seen before.
 fn warnings(output: &std::process::Output) -> usize {
     stderr(output).lines().filter(|l| l.starts_with("rancher-boot: warn: metadata attempt")).count()
 }
@@ -33,8 +41,11 @@ fn one_json_request_gives_the_whole_identity() {
     assert_eq!(server.requests(), 1, "one request, not one per key");
     assert_eq!(server.accept_headers(), ["application/json"]);
     assert!(
-        stderr(&output)
-            .contains("rancher-boot: info: node hello@10.42.96.65, service my-hello-service, 0 peers; exec sh -c"),
+        stderr(&output).contains(&format!(
+            "rancher-boot: info: node hello@10.42.96.65 (rancher: self/container of demo-my-hello-service-1 at {}), \
+                 service my-hello-service, 0 peers; exec sh -c",
+            server.url()
+        )),
         "{}",
         stderr(&output)
     );
@@ -65,8 +76,10 @@ fn fault_01_connection_refused_then_answers() {
     let server = server.join().expect("server thread");
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "hello@10.42.96.65 web demo demo-web-1\n");
-    let failed = warnings(&output);
-    assert!(failed >= 10, "one warning per failed attempt over 3 s, got {failed}:\n{}", stderr(&output));
+    let failed = attempts(&output);
+    assert!(failed >= 10, "one attempt after another over 3 s, got {failed}:\n{}", stderr(&output));
+    assert_eq!(warnings(&output), 1, "the same error again is no news:\n{}", stderr(&output));
+    assert!(!stderr(&output).contains("still waiting"), "no progress line before 5 s:\n{}", stderr(&output));
     assert!(stderr(&output).contains("Connection refused"), "{}", stderr(&output));
     // Back-off is capped at 200 ms: the first request after readiness comes soon after it.
     let ready = ready.lock().expect("lock").expect("ready");
@@ -132,7 +145,8 @@ fn fault_05_not_found_until_registered() {
         MetadataServer::start(|n, _| if n <= 5 { Reply::not_found() } else { Reply::ok(container_json(IP, "web")) });
     let output = run(&mut boot(&server.url(), "30s"));
     assert_code(&output, 0);
-    assert_eq!(warnings(&output), 5, "{}", stderr(&output));
+    assert_eq!(attempts(&output), 5, "{}", stderr(&output));
+    assert_eq!(warnings(&output), 1, "{}", stderr(&output));
     assert!(stderr(&output).contains("HTTP 404"), "{}", stderr(&output));
 }
 
@@ -148,8 +162,26 @@ fn fault_06_server_errors_are_retried() {
     });
     let output = run(&mut boot(&server.url(), "30s"));
     assert_code(&output, 0);
-    assert_eq!(warnings(&output), 5, "{}", stderr(&output));
+    assert_eq!(attempts(&output), 5, "{}", stderr(&output));
+    assert_eq!(warnings(&output), 5, "each a different error: {}", stderr(&output));
     assert_eq!(server.requests(), 6, "no redirect followed");
+}
+
+#[test]
+fn a_long_wait_says_so_every_five_seconds_not_every_attempt() {
+    let server = MetadataServer::start(|_, _| Reply::not_found());
+    let mut command = rancher_boot();
+    command.args(["--metadata-url", &server.url(), "--timeout", "5600ms", "--peers", "none", "--", "true"]);
+    let output = run(&mut command);
+    assert_code(&output, 69);
+    let err = stderr(&output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "a warning, one progress line, the error:\n{err}");
+    assert!(lines[0].starts_with("rancher-boot: warn: metadata attempt 1 failed after "), "{err}");
+    assert!(lines[1].starts_with("rancher-boot: info: still waiting for metadata: "), "{err}");
+    assert!(lines[1].contains(" attempts in 5.") && lines[1].ends_with("/self/container: HTTP 404"), "{err}");
+    assert!(lines[2].starts_with("rancher-boot: error: metadata unavailable: gave up after "), "{err}");
+    assert!(server.requests() >= 25, "it kept asking: {}", server.requests());
 }
 
 #[test]
@@ -228,7 +260,7 @@ fn invalid_then_valid_boots() {
     });
     let output = run(&mut boot(&server.url(), "10s"));
     assert_code(&output, 0);
-    assert_eq!(warnings(&output), 2);
+    assert_eq!(warnings(&output), 2, "two different errors");
     assert!(stderr(&output).contains(r#"service_name: name "bad name" is not of the form"#), "{}", stderr(&output));
 }
 
@@ -273,15 +305,18 @@ fn in_empty_netns(command: &std::process::Command) -> std::process::Command {
 fn fault_10_a_name_that_does_not_resolve_is_retried() {
     let output = run(&mut in_empty_netns(&boot("http://rancher-boot-test.invalid/2016-07-29", "1s")));
     assert_code(&output, 69);
-    assert!(warnings(&output) >= 2, "{}", stderr(&output));
+    assert!(attempts(&output) >= 2, "{}", stderr(&output));
     assert!(stderr(&output).contains("host name does not resolve"), "{}", stderr(&output));
     assert!(!stderr(&output).contains("169.254.169.250"), "only the default URL falls back");
 }
 
 #[test]
 fn fault_10_the_default_url_alternates_with_the_link_local_address() {
+    // --source rancher: with the default URL and no name resolving, detection would go on to
+    // the local source (which finds no address in an empty namespace).
     let mut command = rancher_boot();
-    command.args(["--timeout", "1s", "--peers", "none", "--node-basename", "hello", "--", "true"]);
+    command.args(["--source", "rancher", "--timeout", "1s", "--peers", "none", "--node-basename", "hello"]);
+    command.args(["--log", "rancher_boot=debug", "--", "true"]);
     let output = run(&mut in_empty_netns(&command));
     assert_code(&output, 69);
     let err = stderr(&output);

@@ -224,7 +224,7 @@ fn peers_are_sorted_unique_and_without_this_node() {
         "10.1.1.4 10.1.1.30 127.0.0.5 fd00::7|hello@10.1.1.4 hello@10.1.1.30 hello@127.0.0.5 hello@fd00::7\
          |['hello@10.1.1.4','hello@10.1.1.30','hello@127.0.0.5','hello@fd00::7']"
     );
-    assert!(stderr(&output).contains("node hello@10.1.1.1, service svc, 4 peers; exec /bin/sh"));
+    assert!(stderr(&output).contains("node hello@10.1.1.1 (local: --ip given), service svc, 4 peers; exec /bin/sh"));
 
     let output = run(boot("10.1.1.1", &dns, "svc.test").arg("peers"));
     assert_code(&output, 0);
@@ -633,5 +633,9 @@ fn a_second_erlang_node_is_connected_to_the_first_when_its_boot_completes() {
     assert_code(&output, 0);
     assert!(fs::read_to_string(&vm_args).unwrap().contains("sync_nodes_optional \"['hello@127.0.0.2']\""));
     assert_eq!(stdout(&output), "nodes: ['hello@127.0.0.2']\n", "{}", stderr(&output));
-    assert!(stderr(&output).contains("node hello@127.0.0.3, service svc, 1 peer; exec erl"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("node hello@127.0.0.3 (local: --ip given), service svc, 1 peer; exec erl"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -1,25 +1,29 @@
-//! The Rancher metadata client: one `GET {url}/self/container` as JSON, retried with jittered
-//! back-off until the deadline, and the validation of what comes back.
+//! The Rancher source: one `GET {url}/self/container` as JSON, retried with jittered back-off
+//! until the deadline, and the validation of what comes back; and Rancher's `self/service`, the
+//! containers of the service, for `--peers metadata`.
 //!
 //! The metadata service is often not ready when a container starts (no DNS name yet, 404 until
 //! the server reloads, an empty 200, the IP assigned late), so every failure short of the deadline
 //! is retried. Answers are judged by status code and by parsing, never by Content-Type or body
 //! text. Each request is bounded (connect 2 s, whole request 5 s, body 64 KiB), follows no
-//! redirect and uses no proxy. The retry loop is shared with peer discovery (`--wait-peers`).
+//! redirect and uses no proxy. The retry loop is [`crate::wait`]'s, shared with every source and
+//! with `--wait-peers`. Detection (`--source auto`, step 5) asks no metadata: an explicit URL, a
+//! resolv.conf naming Rancher's link-local DNS, or the metadata host name resolving within 250 ms.
 
-use std::fmt;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context as _, anyhow};
 use serde_json::Value;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use super::{Context, Identity, Platform};
 use crate::cli::{DEFAULT_METADATA_URL, check_name};
-use crate::env::Identity;
-use crate::exit::{Exit, Fail};
+use crate::exit::Fail;
+use crate::wait::{AttemptError, retry};
 
 /// What Rancher's own components use when the metadata name does not resolve.
 pub const LINK_LOCAL_METADATA_URL: &str = "http://169.254.169.250/2016-07-29";
@@ -30,105 +34,6 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const BODY_LIMIT: u64 = 64 * 1024;
-
-/// Why one attempt failed: decides between exit 69 and 65 at the deadline.
-#[derive(Debug)]
-pub enum AttemptError {
-    /// Nothing usable came back (network, timeout, 404, 5xx): retry; 69 at the deadline.
-    Unavailable(anyhow::Error),
-    /// The host name did not resolve: retry (also on the link-local address with the default URL).
-    NameNotResolved(anyhow::Error),
-    /// An answer came, but its content is not valid: retry; 65 at the deadline.
-    Invalid(anyhow::Error),
-}
-
-impl fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttemptError::Unavailable(e) | AttemptError::NameNotResolved(e) | AttemptError::Invalid(e) => {
-                write!(f, "{e:#}")
-            }
-        }
-    }
-}
-
-/// Full-jitter exponential back-off: a delay drawn from [0, min(cap, base * 2^n)].
-///
-/// Full jitter spreads a hundred containers that start together over the whole window instead of
-/// retrying in lock-step. The 200 ms cap keeps a service that becomes ready in use within 250 ms
-/// (SPEC section 13): the longest wait after T is one whole delay, then a request and the exec,
-/// which need the remaining 50 ms. A 250 ms cap would leave them nothing.
-#[derive(Debug)]
-pub struct Backoff {
-    attempt: u32,
-    state: u64,
-}
-
-impl Backoff {
-    pub const BASE: Duration = Duration::from_millis(50);
-    pub const CAP: Duration = Duration::from_millis(200);
-
-    pub fn new() -> Self {
-        // Seeded from the clock and the pid: containers started in the same millisecond still differ.
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Backoff::with_seed(nanos ^ (u64::from(std::process::id()) << 32))
-    }
-
-    pub fn with_seed(seed: u64) -> Self {
-        Backoff { attempt: 0, state: seed | 1 }
-    }
-
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = Self::BASE.saturating_mul(1 << self.attempt.min(16)).min(Self::CAP);
-        self.attempt += 1;
-        // xorshift64*: plenty for jitter, and no dependency.
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let random = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let micros = ceiling.as_micros() as u64;
-        Duration::from_micros(random % (micros + 1))
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Runs `attempt` until it succeeds or the deadline passes, one warning line per failure.
-///
-/// `what` names the thing being waited for ("metadata", "peers"); the attempt's error names the
-/// URL or DNS name. At the deadline the exit is 65 if the last answer was invalid, else 69.
-pub fn retry<T>(
-    what: &str,
-    started: Instant,
-    deadline: Instant,
-    mut attempt: impl FnMut(u32) -> Result<T, AttemptError>,
-) -> Result<T, Fail> {
-    let mut backoff = Backoff::new();
-    let mut number = 0;
-    loop {
-        number += 1;
-        let error = match attempt(number) {
-            Ok(value) => return Ok(value),
-            Err(error) => error,
-        };
-        let elapsed = started.elapsed().as_secs_f64();
-        let now = Instant::now();
-        if now >= deadline {
-            let exit = if matches!(error, AttemptError::Invalid(_)) { Exit::DataErr } else { Exit::Unavailable };
-            return Err(Fail::new(
-                exit,
-                anyhow!("{what} unavailable: gave up after {number} attempts in {elapsed:.1}s; last error: {error}"),
-            ));
-        }
-        log::warn!("{what} attempt {number} failed after {elapsed:.1}s: {error}");
-        std::thread::sleep(backoff.next_delay().min(deadline - now));
-    }
-}
 
 /// An HTTP client for metadata: no proxy, no redirects, bounded in time and size.
 #[derive(Debug)]
@@ -288,15 +193,51 @@ impl Endpoint {
     }
 }
 
-/// Asks `{base}/self/container` who this container is, until `deadline`.
-pub fn fetch_identity(base_url: &str, started: Instant, deadline: Instant) -> Result<Identity, Fail> {
+/// Step 5 of detection: an explicit metadata URL (flag or `RANCHER_METADATA_URL`), a resolv.conf
+/// nameserver that is Rancher's `169.254.169.250`, or the metadata host name resolving within
+/// [`DETECT_RESOLVE`]. No request goes to the metadata service here.
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    let url = &ctx.config.metadata_url;
+    if ctx.var("RANCHER_METADATA_URL").is_some() || url != DEFAULT_METADATA_URL {
+        return Some(format!("metadata URL {url} given"));
+    }
+    let rancher_dns: std::net::IpAddr = [169, 254, 169, 250].into();
+    if ctx.nameservers().iter().any(|ns| ns.ip() == rancher_dns) {
+        return Some(format!("resolv.conf names Rancher's DNS {rancher_dns}"));
+    }
+    let host = metadata_host(url)?;
+    match super::resolve(host, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
+        Some(found) => Some(format!("{host} resolves to {}", super::list(&found))),
+        None => {
+            log::debug!("not rancher: {host} does not resolve within {DETECT_RESOLVE:?}");
+            None
+        }
+    }
+}
+
+/// How long detection waits for the metadata host name to resolve (PLATFORMS.md, step 5).
+pub const DETECT_RESOLVE: Duration = Duration::from_millis(250);
+
+/// The host of an `http://host[:port]/path` URL (checked by the command line already).
+fn metadata_host(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    if authority.starts_with('[') {
+        return None; // an IPv6 literal: the URL was given, so detection never gets here
+    }
+    authority.split(':').next().filter(|h| !h.is_empty())
+}
+
+/// Asks `{base}/self/container` who this container is, until the deadline.
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let base_url = &ctx.config.metadata_url;
     let client = Client::new();
     let mut endpoint = Endpoint::new(base_url, "self/container");
-    let identity = retry("metadata", started, deadline, |_| {
-        parse_container(&endpoint.get_json(&client, deadline)?).map_err(AttemptError::Invalid)
+    let identity = retry("metadata", ctx.started, ctx.deadline, |_| {
+        parse_container(&endpoint.get_json(&client, ctx.deadline)?).map_err(AttemptError::Invalid)
     })?;
     log::debug!("metadata says: {identity:?}");
-    Ok(identity)
+    Ok(Identity { evidence: format!("{} at {base_url}", identity.evidence), ..identity })
 }
 
 /// Validates a `self/container` answer (any API version: unknown fields are ignored).
@@ -325,11 +266,21 @@ pub fn parse_container(answer: &Value) -> anyhow::Result<Identity> {
     if let Some(container) = container {
         check_name(container).context("name")?;
     }
+    let mut extras = Vec::new();
+    if let Some(stack) = stack {
+        extras.push(("STACK_NAME", stack.to_string()));
+    }
+    if let Some(container) = container {
+        extras.push(("CONTAINER_NAME", container.to_string()));
+    }
     Ok(Identity {
+        platform: Platform::Rancher,
         ip,
         service: service.to_string(),
-        stack: stack.map(str::to_string),
-        container: container.map(str::to_string),
+        peer_query: Some(service.to_string()),
+        host_name: None,
+        extras,
+        evidence: format!("self/container of {}", container.unwrap_or(service)),
     })
 }
 
@@ -359,6 +310,89 @@ pub fn reachable(ip: IpAddr) -> bool {
     !(ip.is_unspecified() || ip.is_loopback() || special)
 }
 
+// Rancher's `self/service`, for `--peers metadata`.
+//
+// A peer is a container whose `state` is `running` or `starting` and whose `health_state` is not
+// `unhealthy` (a container without health check has none), with a valid `primary_ip` other than
+// ours. Entries that are names instead of objects (the `2015-07-25` API lists names) or that hold
+// no valid address are skipped with a debug line: one bad entry must not cost the others. The
+// request goes through [`Client`] and [`Endpoint`], so it has the same bounds as the identity
+// request, and with the default URL it alternates with the link-local address the same way.
+
+/// One request: the peers `self/service` lists, this node excluded.
+pub fn fetch_peers(
+    client: &Client,
+    endpoint: &mut Endpoint,
+    self_ip: IpAddr,
+    deadline: Instant,
+) -> Result<Vec<IpAddr>, AttemptError> {
+    let answer = endpoint.get_json(client, deadline);
+    let found = peers(&answer?).map_err(AttemptError::Invalid)?;
+    Ok(found.into_iter().filter(|ip| *ip != self_ip).collect())
+}
+
+/// The peer addresses of a `self/service` answer (any API version), sorted and unique.
+pub fn peers(answer: &Value) -> anyhow::Result<BTreeSet<IpAddr>> {
+    let Value::Object(service) = answer else {
+        if answer.is_null() {
+            anyhow::bail!("empty answer for self/service");
+        }
+        anyhow::bail!("self/service is not an object: {}", escape_prefix(answer.to_string().as_bytes()));
+    };
+    let containers = match service.get("containers") {
+        None | Some(Value::Null) => return Ok(BTreeSet::new()),
+        Some(Value::Array(containers)) => containers,
+        Some(other) => {
+            anyhow::bail!("self/service containers is not a list: {}", escape_prefix(other.to_string().as_bytes()))
+        }
+    };
+    let mut found = BTreeSet::new();
+    let mut names_only = 0;
+    for entry in containers {
+        match peer(entry) {
+            Ok(ip) => {
+                found.insert(ip);
+            }
+            Err(Skip::NameOnly) => names_only += 1,
+            Err(Skip::Because(why)) => log::debug!("self/service: skipping {why}"),
+        }
+    }
+    if names_only > 0 {
+        log::debug!(
+            "self/service lists {names_only} container{} by name only (API 2015-07-25); use a later API version \
+             in --metadata-url to see their addresses",
+            if names_only == 1 { "" } else { "s" }
+        );
+    }
+    Ok(found)
+}
+
+enum Skip {
+    NameOnly,
+    Because(String),
+}
+
+/// The address of one `containers` entry, if it is a peer.
+fn peer(entry: &Value) -> Result<IpAddr, Skip> {
+    let Value::Object(container) = entry else {
+        return Err(if entry.is_string() {
+            Skip::NameOnly
+        } else {
+            Skip::Because(format!("an entry that is not a container: {}", escape_prefix(entry.to_string().as_bytes())))
+        });
+    };
+    let field = |key: &str| container.get(key).and_then(Value::as_str).unwrap_or("");
+    let name = escape_prefix(field("name").as_bytes());
+    let state = field("state");
+    if !matches!(state, "running" | "starting") {
+        return Err(Skip::Because(format!("container {name}: state {}", escape_prefix(state.as_bytes()))));
+    }
+    if field("health_state") == "unhealthy" {
+        return Err(Skip::Because(format!("container {name}: unhealthy")));
+    }
+    check_ip(field("primary_ip")).map_err(|e| Skip::Because(format!("container {name}: {e:#}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,8 +416,11 @@ mod tests {
         let id = parse_container(&answer).unwrap();
         assert_eq!(id.ip.to_string(), "10.42.96.65");
         assert_eq!(id.service, "my-hello-service");
-        assert_eq!(id.stack.as_deref(), Some("demo"));
-        assert_eq!(id.container.as_deref(), Some("demo-my-hello-service-1"));
+        assert_eq!(
+            id.extras,
+            [("STACK_NAME", "demo".to_string()), ("CONTAINER_NAME", "demo-my-hello-service-1".to_string())]
+        );
+        assert_eq!(id.peer_query.as_deref(), Some("my-hello-service"));
     }
 
     #[test]
@@ -440,35 +477,47 @@ mod tests {
         assert!(parse_container(&json!("10.0.0.1")).is_err());
     }
 
-    #[test]
-    fn backoff_is_jittered_and_capped() {
-        let mut a = Backoff::with_seed(1);
-        let mut b = Backoff::with_seed(2);
-        let da: Vec<_> = (0..20).map(|_| a.next_delay()).collect();
-        let db: Vec<_> = (0..20).map(|_| b.next_delay()).collect();
-        assert_ne!(da, db, "two seeds must not retry in lock-step");
-        assert!(da.iter().chain(&db).all(|d| *d <= Backoff::CAP));
-        assert!(da[0] <= Backoff::BASE);
-        // Over many draws the delays spread across the window rather than clustering at one end.
-        let mut c = Backoff::with_seed(3);
-        let late: Vec<_> = (0..1000).map(|_| c.next_delay()).skip(10).collect();
-        let below_half = late.iter().filter(|d| **d < Backoff::CAP / 2).count();
-        assert!((300..700).contains(&below_half), "{below_half}");
+    fn shown(found: &BTreeSet<IpAddr>) -> String {
+        found.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
     }
 
     #[test]
-    fn retry_gives_up_at_the_deadline_with_the_right_code() {
-        let start = Instant::now();
-        let deadline = start + Duration::from_millis(200);
-        let fail = retry("x", start, deadline, |_| -> Result<(), _> { Err(AttemptError::Invalid(anyhow!("bad"))) })
-            .unwrap_err();
-        assert_eq!(fail.exit, Exit::DataErr);
-        let fail = retry("thing", start, Instant::now(), |_| -> Result<(), _> {
-            Err(AttemptError::Unavailable(anyhow!("down")))
-        })
-        .unwrap_err();
-        assert_eq!(fail.exit, Exit::Unavailable);
-        assert!(fail.to_string().contains("thing unavailable: gave up after 1 attempts"), "{fail}");
-        assert!(fail.to_string().contains("last error: down"));
+    fn running_and_starting_containers_that_are_not_unhealthy() {
+        let answer = json!({
+            "name": "web", "scale": 9, "metadata_kind": "service",
+            "containers": [
+                {"name": "c1", "primary_ip": "10.42.0.9", "state": "running", "health_state": "healthy"},
+                {"name": "c2", "primary_ip": "10.42.0.2", "state": "starting", "health_state": "initializing"},
+                {"name": "c3", "primary_ip": "10.42.0.3", "state": "running", "health_state": null},
+                {"name": "c4", "primary_ip": "10.42.0.4", "state": "stopped", "health_state": "healthy"},
+                {"name": "c5", "primary_ip": "10.42.0.5", "state": "running", "health_state": "unhealthy"},
+                {"name": "c6", "primary_ip": "10.42.0.6", "state": "stopping"},
+                {"name": "c7", "primary_ip": "10.42.1", "state": "running"},
+                {"name": "c8", "primary_ip": "", "state": "running"},
+                {"name": "c9", "state": "running"},
+                {"name": "c10", "primary_ip": "10.42.0.10", "state": "running", "extra": {"x": 1}},
+                {"name": "c11", "primary_ip": "10.42.0.9", "state": "running"},
+                "demo-web-12",
+                42,
+                {"name": "c13", "primary_ip": "10.42.0.13"}
+            ]
+        });
+        assert_eq!(shown(&peers(&answer).unwrap()), "10.42.0.2 10.42.0.3 10.42.0.9 10.42.0.10");
+    }
+
+    #[test]
+    fn a_service_without_containers_has_no_peers() {
+        assert!(peers(&json!({"name": "web"})).unwrap().is_empty());
+        assert!(peers(&json!({"name": "web", "containers": null})).unwrap().is_empty());
+        assert!(peers(&json!({"name": "web", "containers": []})).unwrap().is_empty());
+        assert!(peers(&json!({"containers": ["web-1", "web-2"]})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn answers_that_are_not_a_service_are_invalid() {
+        assert!(peers(&Value::Null).unwrap_err().to_string().contains("empty"));
+        assert!(peers(&json!([1])).is_err());
+        assert!(peers(&json!("web")).is_err());
+        assert!(peers(&json!({"containers": {"a": 1}})).is_err());
     }
 }

@@ -1,8 +1,10 @@
-//! The local identity source (`--source local`): for running outside Rancher.
+//! The local source (`--source local`, and detection's last step): this machine as it is.
 //!
 //! The IP is `--ip`, else the address of the interface that holds the default route (read from
 //! the kernel's routing table in /proc, so no packet is sent and no DNS is asked), else the first
-//! address that is not loopback or link-local. The service is `--service`, else the host name.
+//! address that is not loopback or link-local. The service is `--service`, else the host name;
+//! the peer query is the service name. The local addresses, with their interface and prefix
+//! length, are [`addresses`]: the Docker sources pick among them too.
 
 use std::fs;
 use std::net::IpAddr;
@@ -10,17 +12,18 @@ use std::net::IpAddr;
 use anyhow::anyhow;
 use nix::ifaddrs::getifaddrs;
 
+use super::{Context, Identity, Platform};
 use crate::cli::check_name;
-use crate::env::Identity;
 use crate::exit::{Exit, Fail, OrExit};
 
-pub fn identity(ip: Option<IpAddr>, service: Option<&str>) -> Result<Identity, Fail> {
-    let ip = match ip {
-        Some(ip) if ip.is_unspecified() => return Err(crate::fail!(Exit::Usage, "--ip {ip} is unspecified")),
-        Some(ip) => ip,
+/// This machine's identity (the overrides in `--ip` and `--service` are read here too: without
+/// them the host is asked).
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    let (ip, evidence) = match ctx.config.ip {
+        Some(ip) => (ip, "--ip given".to_string()),
         None => detect_ip()?,
     };
-    let service = match service {
+    let service = match ctx.config.service.as_deref() {
         Some(service) => service.to_string(),
         None => {
             let host = nix::unistd::gethostname().or_exit(Exit::Config)?;
@@ -30,24 +33,71 @@ pub fn identity(ip: Option<IpAddr>, service: Option<&str>) -> Result<Identity, F
             host
         }
     };
-    Ok(Identity { ip, service, stack: None, container: None })
+    Ok(Identity {
+        platform: Platform::Local,
+        ip,
+        peer_query: Some(service.clone()),
+        service,
+        host_name: None,
+        extras: Vec::new(),
+        evidence,
+    })
 }
 
-/// The default-route interface's address, else the first usable one.
-fn detect_ip() -> Result<IpAddr, Fail> {
-    let addresses: Vec<(String, IpAddr)> = getifaddrs()
+/// A local address: its interface and prefix length (a `/32` is a virtual IP, not a network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub interface: String,
+    pub ip: IpAddr,
+    pub prefix: u8,
+}
+
+/// Every address of this machine that others could reach (not loopback, link-local, ...), in
+/// the kernel's order.
+pub fn addresses() -> Result<Vec<Address>, Fail> {
+    Ok(getifaddrs()
         .or_exit(Exit::Config)?
         .filter_map(|ifa| {
             let address = ifa.address?;
-            let ip = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
-                (Some(v4), _) => IpAddr::V4(v4.ip()),
-                (_, Some(v6)) => IpAddr::V6(v6.ip()),
+            let (ip, prefix) = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
+                (Some(v4), _) => {
+                    let mask = ifa
+                        .netmask
+                        .as_ref()
+                        .and_then(|m| m.as_sockaddr_in())
+                        .map_or(32, |m| m.ip().to_bits().count_ones());
+                    (IpAddr::V4(v4.ip()), mask)
+                }
+                (_, Some(v6)) => {
+                    let mask = ifa
+                        .netmask
+                        .as_ref()
+                        .and_then(|m| m.as_sockaddr_in6())
+                        .map_or(128, |m| m.ip().to_bits().count_ones());
+                    (IpAddr::V6(v6.ip()), mask)
+                }
                 _ => return None,
             };
-            Some((ifa.interface_name, ip))
+            Some(Address { interface: ifa.interface_name, ip, prefix: prefix as u8 })
         })
-        .filter(|(_, ip)| usable(*ip))
-        .collect();
+        .filter(|a| usable(a.ip))
+        .collect())
+}
+
+/// Whether `ip` lies in the network of `address` (its address and prefix length).
+pub fn on_network(address: &Address, ip: IpAddr) -> bool {
+    let (bits, width) = match (address.ip, ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => ((a.to_bits() ^ b.to_bits()) as u128, 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits() ^ b.to_bits(), 128),
+        _ => return false,
+    };
+    let prefix = u32::from(address.prefix).min(width);
+    prefix == 0 || bits >> (width - prefix) == 0
+}
+
+/// The default-route interface's address, else the first usable one, and why.
+pub fn detect_ip() -> Result<(IpAddr, String), Fail> {
+    let addresses = addresses()?;
 
     let routes = [
         (fs::read_to_string("/proc/net/route").ok().and_then(|t| default_route_v4(&t)), true),
@@ -55,18 +105,18 @@ fn detect_ip() -> Result<IpAddr, Fail> {
     ];
     for (iface, v4) in routes {
         let Some(iface) = iface else { continue };
-        if let Some((_, ip)) = addresses.iter().find(|(name, ip)| *name == iface && ip.is_ipv4() == v4) {
-            log::debug!("default route is on {iface}: {ip}");
-            return Ok(*ip);
+        if let Some(a) = addresses.iter().find(|a| a.interface == iface && a.ip.is_ipv4() == v4) {
+            log::debug!("default route is on {iface}: {}", a.ip);
+            return Ok((a.ip, format!("{} on {iface}, the default route", a.ip)));
         }
     }
-    addresses.first().map(|(_, ip)| *ip).ok_or_else(|| {
+    addresses.first().map(|a| (a.ip, format!("{} on {}, the first address", a.ip, a.interface))).ok_or_else(|| {
         Fail::new(Exit::Config, anyhow!("no network address other than loopback or link-local; set --ip"))
     })
 }
 
 fn usable(ip: IpAddr) -> bool {
-    crate::metadata::reachable(ip)
+    super::rancher::reachable(ip)
 }
 
 /// The interface of the lowest-metric IPv4 default route in /proc/net/route's format.
@@ -132,10 +182,15 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0
     }
 
     #[test]
-    fn explicit_values_are_used_as_given() {
-        let id = identity(Some("10.1.2.3".parse().unwrap()), Some("web")).unwrap();
-        assert_eq!((id.ip.to_string().as_str(), id.service.as_str()), ("10.1.2.3", "web"));
-        assert!(identity(Some("0.0.0.0".parse().unwrap()), Some("web")).is_err());
+    fn networks_by_prefix_length() {
+        let a = |ip: &str, prefix| Address { interface: "eth1".into(), ip: ip.parse().unwrap(), prefix };
+        let ip = |text: &str| text.parse().unwrap();
+        assert!(on_network(&a("10.0.1.4", 24), ip("10.0.1.200")));
+        assert!(!on_network(&a("10.0.1.4", 24), ip("10.0.2.1")));
+        assert!(!on_network(&a("10.0.1.4", 32), ip("10.0.1.5")), "a /32 is no network");
+        assert!(on_network(&a("fd00:1::4", 64), ip("fd00:1::ffff:1")));
+        assert!(!on_network(&a("fd00:1::4", 64), ip("10.0.1.4")));
+        assert!(on_network(&a("10.0.1.4", 0), ip("192.168.0.1")));
     }
 
     #[test]
