@@ -8,6 +8,7 @@ pub mod boot;
 pub mod cli;
 pub mod cookie;
 pub mod discovery;
+pub mod dns;
 pub mod env;
 pub mod erl;
 pub mod exec;

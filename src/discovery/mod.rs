@@ -4,8 +4,7 @@
 //! Two ways to ask: DNS ([`dns`], the default: Rancher's DNS answers a service name with the
 //! addresses of its healthy containers) and metadata (Rancher's `self/service` lists the
 //! containers with their state: [`rancher::fetch_peers`]). Either way the answer is sorted, unique and without this node.
-//! The DNS stub resolver is our own, std only: [`resolv_conf`] reads the configuration, [`wire`]
-//! the packets (both pure, public for the fuzz targets), [`dns`] does the look.
+//! The DNS look itself is [`crate::dns`]'s.
 //!
 //! Finding nobody is normal: the first container of a service is alone. It is one info line and an
 //! empty list, unless `--wait-peers N` asks for N others; then every look that finds fewer is a
@@ -13,9 +12,6 @@
 //! names no peer query (and no `--peer-query`) means no peers, with one info line.
 //! Ongoing discovery after the exec is the application's job, not ours.
 
-mod dns;
-pub mod resolv_conf;
-pub mod wire;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -25,6 +21,7 @@ use std::time::Instant;
 use anyhow::anyhow;
 
 use crate::cli::PeerMode;
+use crate::dns;
 use crate::exit::{Exit, Fail};
 use crate::source::rancher;
 use crate::wait::{self, AttemptError};

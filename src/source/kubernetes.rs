@@ -16,7 +16,7 @@ use anyhow::anyhow;
 
 use super::{Context, Identity, Platform};
 use crate::cli::check_name;
-use crate::discovery::resolv_conf::parse_resolv_conf;
+use crate::dns::resolv_conf;
 use crate::exit::{Exit, Fail, OrExit};
 
 /// The file every pod with a service account has.
@@ -40,7 +40,7 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         Some(ip) => (ip, "--ip given".to_string()),
         None => pod_ip(ctx.var("POD_IP").as_deref(), hosts.as_deref(), &host)?,
     };
-    let search = ctx.read("/etc/resolv.conf").map(|text| parse_resolv_conf(&text).search).unwrap_or_default();
+    let search = ctx.read("/etc/resolv.conf").map(|text| resolv_conf::parse(&text).search).unwrap_or_default();
     let namespace = namespace(ctx.var("POD_NAMESPACE").as_deref(), ctx.read(SERVICE_ACCOUNT_NAMESPACE).as_deref(), &search);
     let (zone, zone_from) = zone(ctx.var("CLUSTER_DOMAIN").as_deref(), &search);
     let fqdn = hosts.as_deref().and_then(|hosts| fqdn(hosts, &host));

@@ -129,7 +129,7 @@ impl<'a> Context<'a> {
     /// resolv.conf's nameservers (not `--dns-server`'s): what the platform set up.
     pub fn nameservers(&self) -> Vec<SocketAddr> {
         self.read("/etc/resolv.conf")
-            .map(|text| crate::discovery::resolv_conf::parse_resolv_conf(&text).nameservers)
+            .map(|text| crate::dns::resolv_conf::parse(&text).nameservers)
             .unwrap_or_default()
     }
 }
