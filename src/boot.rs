@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder};
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::time::Instant;
 
@@ -48,6 +49,26 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         deadline,
     })?;
 
+    // 3b. With --name-by hostname, the peers by their host names too (SRV, else PTR).
+    let named = match identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname) {
+        Some(own) => Some(discovery::hostnames::name_peers(
+            own,
+            identity.peer_query.as_deref(),
+            &peers,
+            identity.ip,
+            config.dns_server,
+            deadline,
+        )),
+        None => None,
+    };
+    let (peers, peer_hosts): (Vec<IpAddr>, Option<Vec<String>>) = match named {
+        Some(named) => {
+            let (ips, hosts) = named.into_iter().unzip();
+            (ips, Some(hosts))
+        }
+        None => (peers, None),
+    };
+
     // 4. The environment the program gets.
     let (erl_aflags, erl_flags, erl_zflags) =
         (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
@@ -58,12 +79,16 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         erl_aflags: erl_aflags.as_deref(),
         erl_flags: erl_flags.as_deref(),
         erl_zflags: erl_zflags.as_deref(),
-        peer_hosts: None,
+        peer_hosts: peer_hosts.as_deref(),
         name_host: identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname),
         dns_cluster_query: source::exported_query(&identity, &ctx),
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
     let summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    let inherited_node = std::env::var("RELEASE_NODE").ok();
+    if let Some(warning) = crate::erl::release_node_warning(inherited_node.as_deref(), &exports["RELEASE_NODE"]) {
+        log::warn!("{warning}");
+    }
 
     match config.action {
         Action::PrintEnv { format, show_secrets } => {

@@ -101,7 +101,8 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         None => container_address(&container)?,
     };
     let task_uri = format!("{uri}/task");
-    let task = wait::retry("ECS task metadata", ctx.started, ctx.deadline, |_| client.get_json(&task_uri, ctx.deadline))?;
+    let task =
+        wait::retry("ECS task metadata", ctx.started, ctx.deadline, |_| client.get_json(&task_uri, ctx.deadline))?;
     let label_family = container
         .pointer("/Labels/com.amazonaws.ecs.task-definition-family")
         .and_then(Value::as_str)

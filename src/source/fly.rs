@@ -29,7 +29,10 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         (Some(ip), _) => (ip, "--ip given".to_string()),
         (None, Some(text)) => (private_ip(&text)?, format!("FLY_PRIVATE_IP of app {app}")),
         (None, None) => {
-            return Err(Fail::new(Exit::Config, anyhow!("--source fly: FLY_PRIVATE_IP is not set; give the address with --ip")));
+            return Err(Fail::new(
+                Exit::Config,
+                anyhow!("--source fly: FLY_PRIVATE_IP is not set; give the address with --ip"),
+            ));
         }
     };
     let machine = ctx.var("FLY_MACHINE_ID").map(|id| format!(", machine {id}")).unwrap_or_default();

@@ -41,7 +41,8 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         None => pod_ip(ctx.var("POD_IP").as_deref(), hosts.as_deref(), &host)?,
     };
     let search = ctx.read("/etc/resolv.conf").map(|text| resolv_conf::parse(&text).search).unwrap_or_default();
-    let namespace = namespace(ctx.var("POD_NAMESPACE").as_deref(), ctx.read(SERVICE_ACCOUNT_NAMESPACE).as_deref(), &search);
+    let namespace =
+        namespace(ctx.var("POD_NAMESPACE").as_deref(), ctx.read(SERVICE_ACCOUNT_NAMESPACE).as_deref(), &search);
     let (zone, zone_from) = zone(ctx.var("CLUSTER_DOMAIN").as_deref(), &search);
     let fqdn = hosts.as_deref().and_then(|hosts| fqdn(hosts, &host));
     log::debug!(

@@ -128,9 +128,7 @@ impl<'a> Context<'a> {
 
     /// resolv.conf's nameservers (not `--dns-server`'s): what the platform set up.
     pub fn nameservers(&self) -> Vec<SocketAddr> {
-        self.read("/etc/resolv.conf")
-            .map(|text| crate::dns::resolv_conf::parse(&text).nameservers)
-            .unwrap_or_default()
+        self.read("/etc/resolv.conf").map(|text| crate::dns::resolv_conf::parse(&text).nameservers).unwrap_or_default()
     }
 }
 
