@@ -176,7 +176,8 @@ main() {
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie"
     chmod 0444 "$TMP/cookie"
     # The StatefulSet's VMs connect to PEER_NODES_ERL at boot (the poller names peers by IP).
-    printf '%s\n' '-name ${NODE_NAME}' '-kernel sync_nodes_optional ${PEER_NODES_ERL}' \
+    # The double quotes keep the term's single quotes: vm.args is read like a shell's words.
+    printf '%s\n' '-name ${NODE_NAME}' '-kernel sync_nodes_optional "${PEER_NODES_ERL}"' \
         '-kernel sync_nodes_timeout 20000' >"$TMP/vm.args"
     docker network create --subnet "$PREFIX.0/24" --label "$LABEL" "$NET" >/dev/null || fail "cannot create $NET"
 

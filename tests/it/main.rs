@@ -1,10 +1,12 @@
 //! rancher-boot's integration tests: each file is a feature, run against the built binary.
 
+mod ecs;
 mod erlang;
 mod exec;
 mod fake_metadata;
 mod init;
 mod metadata;
+mod nomad;
 mod peers;
 mod secrets;
 mod support;
