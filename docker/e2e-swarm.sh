@@ -12,7 +12,10 @@
 #      exported RANCHER_BOOT_PLATFORM=swarm and DNS_CLUSTER_QUERY=tasks.hello, and every node
 #      lists all the others within 10 s of the `docker service create`/`scale` command;
 #   2. `docker service update --force` (a rolling restart: new containers, new addresses): the
-#      mesh forms again under the new names.
+#      mesh forms again under the new names;
+#   3. the same release as a stack (docker/swarm-stack.yml, `docker stack deploy`): the service
+#      is <stack>_hello, its 3 tasks are named and meshed the same way, the peer query is
+#      tasks.<stack>_hello.
 # Each figure (command to full mesh) is printed beside the nodes' boot time (container start to
 # the application's start: rancher-boot, the release script, the VM).
 #
@@ -35,6 +38,7 @@ SECRET=$RUN-cookie
 PORT=${E2E_SWARM_PORT:-24369}
 MESH_DEADLINE=10     # seconds from the scale command (SPEC 13)
 RESTART_DEADLINE=90  # seconds for a rolling restart of 4 tasks, one at a time, to mesh again
+STACK=$RUN
 SWARM_INITED=
 GWBRIDGE_BEFORE=
 
@@ -54,7 +58,9 @@ cleanup() {
         return
     fi
     if [[ -n $SWARM_INITED ]]; then
-        docker service rm "$SERVICE" >/dev/null 2>&1 || true
+        remove_services
+        docker network rm "$RUN" >/dev/null 2>&1 || true
+        docker secret rm "$SECRET" >/dev/null 2>&1 || true
         docker swarm leave --force >/dev/null 2>&1 || log "warning: docker swarm leave --force failed"
         # Swarm made docker_gwbridge; a machine that had none before has none after.
         [[ -n $GWBRIDGE_BEFORE ]] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
@@ -64,6 +70,18 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'fail "interrupted"' INT TERM
+
+# remove_services: the service and the stack, and wait (bounded) for their containers to go.
+remove_services() {
+    docker service rm hello >/dev/null 2>&1 || true
+    docker stack rm "$STACK" >/dev/null 2>&1 || true
+    local limit=$((${EPOCHREALTIME/./} + 30000000))
+    while [[ -n $(docker ps -aq --filter label=com.docker.swarm.service.name=hello) ]] \
+        || [[ -n $(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK") ]]; do
+        ((${EPOCHREALTIME/./} < limit)) || { log "warning: the service's containers are still there after 30 s"; return; }
+        sleep 0.2
+    done
+}
 
 # --- reading the service ------------------------------------------------------------------
 
@@ -101,6 +119,8 @@ check_identity() {
         [[ $platform == swarm ]] || fail "task $c (hello@$ip): RANCHER_BOOT_PLATFORM is '$platform', not swarm"
         query=$(exported "$c" DNS_CLUSTER_QUERY)
         [[ $query == "tasks.$SERVICE" ]] || fail "task $c (hello@$ip): DNS_CLUSTER_QUERY is '$query', not tasks.$SERVICE"
+        docker logs "$c" 2>&1 | grep "^rancher-boot: info: node hello@$ip[ ,]" | grep -q swarm \
+            || fail "task $c: no info line naming hello@$ip and swarm: $(docker logs "$c" 2>&1 | grep -m1 'rancher-boot: info')"
     done
 }
 
@@ -146,6 +166,8 @@ main() {
     docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
     local start=$EPOCHREALTIME
     SWARM_INITED=1
+    # A single-node swarm needs no address that other hosts reach; loopback also spares `init`
+    # asking which one to use on a machine with several.
     docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
     docker network create --driver overlay --subnet "$SUBNET" --label "$LABEL" "$NET" >/dev/null
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 | docker secret create --label "$LABEL" "$SECRET" - >/dev/null
@@ -155,7 +177,7 @@ main() {
     declare -gA SEEN=()
     declare -ga TASKS=()
     start=$EPOCHREALTIME
-    docker service create --detach --name "$SERVICE" --replicas 3 --network "$NET" \
+    docker service create --detach --no-resolve-image --name "$SERVICE" --replicas 3 --network "$NET" \
         --publish "published=$PORT,target=4369" --label "$LABEL" \
         --secret "source=$SECRET,target=erlang_cookie" \
         --env RANCHER_BOOT_COOKIE_FILE=/run/secrets/erlang_cookie \
@@ -180,6 +202,16 @@ main() {
     check_identity
     timing "docker service update --force: 4 new tasks meshed after" "$took s"
     log "nodes: $(printf '%s\n' "${TASKS[@]#*=}" | sort -t. -k4n | sed 's/^/hello@/' | tr '\n' ' ')"
+
+    # 3. The same as a stack: service <stack>_hello on the stack's own overlay.
+    remove_services
+    head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie"
+    SERVICE=${STACK}_hello NET=${STACK}_cluster
+    start=$EPOCHREALTIME
+    HELLO_IMAGE=$HELLO_IMAGE HELLO_COOKIE_FILE=$TMP/cookie HELLO_PORT=$PORT \
+        docker stack deploy --resolve-image never -c "$ROOT/docker/swarm-stack.yml" "$STACK" >"$TMP/deploy.log" 2>&1 \
+        || { cat "$TMP/deploy.log" >&2; fail "docker stack deploy -c docker/swarm-stack.yml failed"; }
+    step "docker stack deploy (docker/swarm-stack.yml), 3 replicas" 3 "$start"
 
     printf '\n[%s] PASSED in %s s\n' "$RUN" "$(since "$T0")" >&2
     printf '  %s\n' "${TIMINGS[@]}" >&2
