@@ -10,6 +10,7 @@ mod kubernetes;
 mod metadata;
 mod nomad;
 mod peers;
+mod readme_platforms;
 mod secrets;
 mod support;
 mod templates;
