@@ -98,7 +98,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         }
         Action::Peers { format } => {
             log::info!("{summary}");
-            print(&format_peers(&peers, &config.node_basename, format))?;
+            print(&format_peers(&peers, &exports["PEER_NODES"], format))?;
             return Ok(Exit::Ok);
         }
         Action::Run { .. } => {}
@@ -165,14 +165,14 @@ fn print(text: &str) -> Result<(), Fail> {
         .map_err(|e| Fail::new(Exit::CantCreate, anyhow!("cannot write to stdout: {e}")))
 }
 
-fn format_peers(peers: &[std::net::IpAddr], basename: &str, format: PeersFormat) -> String {
+/// The peers with their node names (`PEER_NODES`, in the same order: by IP or by host name).
+fn format_peers(peers: &[IpAddr], nodes: &str, format: PeersFormat) -> String {
+    let pairs = peers.iter().zip(nodes.split_whitespace());
     match format {
-        PeersFormat::Plain => peers.iter().map(|ip| format!("{}\n", env::node_name(basename, *ip))).collect(),
+        PeersFormat::Plain => pairs.map(|(_, node)| format!("{node}\n")).collect(),
         PeersFormat::Json => {
-            let list: Vec<serde_json::Value> = peers
-                .iter()
-                .map(|ip| serde_json::json!({ "ip": ip.to_string(), "node": env::node_name(basename, *ip) }))
-                .collect();
+            let list: Vec<serde_json::Value> =
+                pairs.map(|(ip, node)| serde_json::json!({ "ip": crate::erl::ntoa(*ip), "node": node })).collect();
             format!("{}\n", serde_json::Value::Array(list))
         }
     }
