@@ -3,8 +3,8 @@
 //!
 //! Two ways to ask: DNS ([`dns`], the default: Rancher's DNS answers a service name with the
 //! addresses of its healthy containers) and metadata (Rancher's `self/service` lists the
-//! containers with their state: [`rancher::fetch_peers`]). Either way the answer is sorted, unique and without this node.
-//! The DNS look itself is [`crate::dns`]'s.
+//! containers with their state: [`rancher::fetch_peers`]). Either way the answer is sorted,
+//! unique and without this node. The DNS look itself is [`crate::dns`]'s.
 //!
 //! Finding nobody is normal: the first container of a service is alone. It is one info line and an
 //! empty list, unless `--wait-peers N` asks for N others; then every look that finds fewer is a
@@ -189,6 +189,17 @@ mod tests {
         let err = too_few(&q, "web", &[], Some("NXDOMAIN"));
         assert_eq!(err.to_string(), "found 0 of 2 peers for web (NXDOMAIN)");
         assert!(enough(&q, "web", vec!["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn a_source_that_names_no_query_means_no_peers_unless_some_are_required() {
+        let mut q = query(0);
+        q.name = None;
+        assert!(discover(&q).unwrap().is_empty());
+        q.wait = 2;
+        let fail = discover(&q).unwrap_err();
+        assert_eq!(fail.exit, Exit::Config);
+        assert!(fail.to_string().contains("set --peer-query"), "{fail}");
     }
 
     #[test]

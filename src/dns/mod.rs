@@ -596,7 +596,7 @@ fn read_until(stream: &mut TcpStream, buffer: &mut [u8], limit: Instant) -> io::
     Ok(())
 }
 
-/// Query ids: xorshift64* seeded from the clock and the pid (as [`crate::metadata::Backoff`]), so
+/// Query ids: xorshift64* seeded from the clock and the pid (as [`crate::wait::Backoff`]), so
 /// that an off-path guess is 1 in 65536 per query and two containers booting together differ.
 #[derive(Debug)]
 struct QueryIds(u64);

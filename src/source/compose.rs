@@ -1,12 +1,16 @@
-//! The compose source (PLATFORMS.md, "Docker Compose"): not built yet.
+//! The compose source (PLATFORMS.md, "Docker Compose"): the container's address on its network,
+//! named by the PTR record Docker's DNS keeps for it, `<project>_<service>_<n>.<project>_<network>`
+//! (docker-compose v1) or `<project>-<service>-<n>.<network>` (Compose v2); the service is the
+//! service part, which is also the peer query (Docker's DNS answers it with every replica). The
+//! look is [`super::docker`]'s.
 
-use super::{Context, Identity, Platform};
+use super::{Context, Identity, Platform, docker};
 use crate::exit::Fail;
 
-pub fn detect(_ctx: &Context<'_>) -> Option<String> {
-    None
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    docker::detect_as(ctx, Platform::Compose)
 }
 
-pub fn identify(_ctx: &Context<'_>) -> Result<Identity, Fail> {
-    Err(super::not_built(Platform::Compose))
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    docker::identify_as(ctx, Platform::Compose)
 }

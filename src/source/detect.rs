@@ -32,7 +32,7 @@ pub fn detect(ctx: &Context<'_>) -> Result<Identity, Fail> {
         log::debug!("--source auto: {platform}, because {why}");
         return identify_as(platform, ctx);
     }
-    if let Some(identity) = docker::look(ctx, docker::Bound::Auto)? {
+    if let Some(identity) = docker::look(ctx, docker::Bound::Auto, None)? {
         log::debug!("--source auto: {}, because {}", identity.platform, identity.evidence);
         return Ok(identity);
     }

@@ -225,19 +225,16 @@ pub fn exported_query<'i>(identity: &'i Identity, ctx: &Context<'_>) -> Option<&
 }
 
 /// The addresses of `name`, or `None` when it has none by `deadline` (detection's bounded look).
-/// Until `crate::dns` offers a look with a deadline, the C library asks, on a thread of its own
-/// that is abandoned at the deadline. `server` is not used by it.
-fn resolve(name: &str, _server: Option<SocketAddr>, deadline: Instant) -> Option<BTreeSet<IpAddr>> {
-    use std::net::ToSocketAddrs;
-    let (send, receive) = std::sync::mpsc::channel();
-    let host = format!("{name}:0");
-    std::thread::spawn(move || {
-        let found: BTreeSet<IpAddr> =
-            host.to_socket_addrs().map(|addrs| addrs.map(|a| a.ip()).collect()).unwrap_or_default();
-        let _ = send.send(found);
-    });
-    let found = receive.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
-    (!found.is_empty()).then_some(found)
+fn resolve(name: &str, server: Option<SocketAddr>, deadline: Instant) -> Option<BTreeSet<IpAddr>> {
+    let query = crate::dns::QueryName::parse(name).ok()?;
+    match crate::dns::lookup(&query, server, Some(deadline)) {
+        Ok(found) if !found.is_empty() => Some(found),
+        Ok(_) | Err(crate::dns::Miss::NoAddresses(_)) => None,
+        Err(crate::dns::Miss::Failed(e)) => {
+            log::debug!("looking up {name}: {e:#}");
+            None
+        }
+    }
 }
 
 /// Addresses as text, space-separated.
@@ -245,10 +242,79 @@ fn list<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
     ips.into_iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
 }
 
-/// The 78 of a platform whose source is not built yet (the stubs' `identify`).
-fn not_built(platform: Platform) -> Fail {
-    fail!(
-        Exit::Config,
-        "the {platform} source is not built yet; use --source local with --ip and --service (RANCHER_BOOT_SOURCE)"
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::tests::config;
+
+    fn found(platform: Platform) -> Identity {
+        Identity {
+            platform,
+            ip: "10.0.1.4".parse().unwrap(),
+            service: "hello".into(),
+            peer_query: Some(if platform == Platform::Swarm { "tasks.hello" } else { "hello" }.into()),
+            host_name: None,
+            extras: Vec::new(),
+            evidence: "seen".into(),
+        }
+    }
+
+    /// `apply_overrides` and `exported_query` for a command line and an inherited environment.
+    fn applied(args: &[&str], vars: &[(&str, &str)], platform: Platform) -> Result<(Identity, Option<String>), String> {
+        let mut line = vec!["rancher-boot"];
+        line.extend(args);
+        line.extend(["--", "/opt/app/bin/hello"]);
+        let config = config(&line);
+        let vars: Vec<(String, OsString)> = vars.iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let read = |_: &Path| None;
+        let ctx =
+            Context { config: &config, env: &env, read_file: &read, started: Instant::now(), deadline: Instant::now() };
+        let identity = apply_overrides(found(platform), &ctx).map_err(|f| f.to_string())?;
+        let exported = exported_query(&identity, &ctx).map(str::to_string);
+        Ok((identity, exported))
+    }
+
+    #[test]
+    fn the_service_override_carries_the_query_where_dns_names_services() {
+        let (id, exported) = applied(&["--service", "web"], &[], Platform::Swarm).unwrap();
+        assert_eq!((id.service.as_str(), id.peer_query.as_deref()), ("web", Some("tasks.web")));
+        assert_eq!(exported.as_deref(), Some("tasks.web"));
+        let (id, _) = applied(&["--service", "web"], &[], Platform::Compose).unwrap();
+        assert_eq!(id.peer_query.as_deref(), Some("web"));
+        // Fly keeps <app>.internal, ECS and Nomad name none: their sources' rule stands.
+        assert_eq!(query_of_service(Platform::Fly, "web"), None);
+        assert_eq!(query_of_service(Platform::Ecs, "web"), None);
+    }
+
+    #[test]
+    fn peer_query_and_an_inherited_dns_cluster_query() {
+        let (id, exported) = applied(&[], &[("DNS_CLUSTER_QUERY", "hello.svc")], Platform::Swarm).unwrap();
+        assert_eq!(id.peer_query.as_deref(), Some("hello.svc"));
+        assert_eq!(exported, None, "already in the environment");
+        let (id, exported) =
+            applied(&["--peer-query", "x.y", "--service", "web"], &[("DNS_CLUSTER_QUERY", "z")], Platform::Swarm)
+                .unwrap();
+        assert_eq!(id.peer_query.as_deref(), Some("x.y"));
+        assert_eq!(exported, None);
+        let (_, exported) = applied(&["--peer-query", "x.y"], &[], Platform::Rancher).unwrap();
+        assert_eq!(exported.as_deref(), Some("x.y"));
+        for peers in ["none", "metadata"] {
+            assert_eq!(applied(&["--peers", peers], &[], Platform::Rancher).unwrap().1, None, "--peers {peers}");
+        }
+        // An empty variable is not set.
+        let (id, _) = applied(&[], &[("DNS_CLUSTER_QUERY", "")], Platform::Swarm).unwrap();
+        assert_eq!(id.peer_query.as_deref(), Some("tasks.hello"));
+    }
+
+    #[test]
+    fn ip_override_and_name_by_hostname() {
+        let (id, _) = applied(&["--ip", "10.9.9.9"], &[], Platform::Swarm).unwrap();
+        assert_eq!(id.ip.to_string(), "10.9.9.9");
+        assert!(id.evidence.starts_with("--ip given"), "{}", id.evidence);
+        assert!(applied(&["--ip", "0.0.0.0"], &[], Platform::Swarm).unwrap_err().contains("--ip 0.0.0.0"));
+        let err = applied(&["--name-by", "hostname"], &[], Platform::Swarm).unwrap_err();
+        assert!(err.contains("--name-by hostname") && err.contains("swarm"), "{err}");
+        assert_eq!(Platform::Compose.to_string(), "compose");
+    }
 }

@@ -1,12 +1,16 @@
-//! The swarm source (PLATFORMS.md, "Docker Swarm"): not built yet.
+//! The swarm source (PLATFORMS.md, "Docker Swarm"): a task's overlay address, named by the PTR
+//! record Docker's DNS keeps for it, `<service>.<slot>.<task id>.<network>`; the service is its
+//! first label (`<stack>_<service>` when deployed as a stack), the peer query `tasks.<service>`.
+//! The ingress and `docker_gwbridge` addresses (the latter holds the default route, which is why
+//! the local source names a task wrongly) have no PTR record. The look is [`super::docker`]'s.
 
-use super::{Context, Identity, Platform};
+use super::{Context, Identity, Platform, docker};
 use crate::exit::Fail;
 
-pub fn detect(_ctx: &Context<'_>) -> Option<String> {
-    None
+pub fn detect(ctx: &Context<'_>) -> Option<String> {
+    docker::detect_as(ctx, Platform::Swarm)
 }
 
-pub fn identify(_ctx: &Context<'_>) -> Result<Identity, Fail> {
-    Err(super::not_built(Platform::Swarm))
+pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    docker::identify_as(ctx, Platform::Swarm)
 }

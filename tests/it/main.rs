@@ -1,5 +1,6 @@
 //! rancher-boot's integration tests: each file is a feature, run against the built binary.
 
+mod docker_dns;
 mod ecs;
 mod erlang;
 mod exec;
@@ -12,5 +13,6 @@ mod nomad;
 mod peers;
 mod readme_platforms;
 mod secrets;
+mod sources;
 mod support;
 mod templates;

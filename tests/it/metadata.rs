@@ -287,20 +287,6 @@ fn proxies_are_never_used_for_metadata() {
     assert_eq!(server.requests(), 1);
 }
 
-/// Runs the boot in a network namespace of its own (only loopback, down): no DNS query or packet
-/// leaves this machine, and every name fails to resolve.
-fn in_empty_netns(command: &std::process::Command) -> std::process::Command {
-    let mut wrapped = std::process::Command::new("unshare");
-    wrapped.arg("--net").arg(command.get_program()).args(command.get_args());
-    for (name, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapped.env(name, value),
-            None => wrapped.env_remove(name),
-        };
-    }
-    wrapped
-}
-
 #[test]
 fn fault_10_a_name_that_does_not_resolve_is_retried() {
     let output = run(&mut in_empty_netns(&boot("http://rancher-boot-test.invalid/2016-07-29", "1s")));

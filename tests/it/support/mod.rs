@@ -15,17 +15,53 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rancher-boot");
 
-/// rancher-boot with a clean slate: no RANCHER_* variable of the caller leaks into a test.
+/// The variables by which `--source auto` knows a platform (and DNS_CLUSTER_QUERY, which stands
+/// in for --peer-query): a test machine inside one of them must not decide a test.
+pub const PLATFORM_SIGNALS: [&str; 7] = [
+    "FLY_APP_NAME",
+    "FLY_PRIVATE_IP",
+    "ECS_CONTAINER_METADATA_URI_V4",
+    "ECS_CONTAINER_METADATA_URI",
+    "NOMAD_ALLOC_ID",
+    "KUBERNETES_SERVICE_HOST",
+    "DNS_CLUSTER_QUERY",
+];
+
+/// rancher-boot with a clean slate: no RANCHER_* variable of the caller, nor a platform's
+/// signal, leaks into a test.
 pub fn rancher_boot() -> Command {
     let mut command = Command::new(BIN);
+    clean_env(&mut command);
+    command
+}
+
+/// Removes the caller's RANCHER_*, RELEASE_*, ERL_AFLAGS and platform signals from `command`'s
+/// environment (it may run rancher-boot through a wrapper), and sets the log level to `info`.
+pub fn clean_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
             command.env_remove(&*name);
         }
     }
+    for name in PLATFORM_SIGNALS {
+        command.env_remove(name);
+    }
     command.env("RANCHER_BOOT_LOG", "info");
-    command
+}
+
+/// Runs the boot in a network namespace of its own (only loopback, down): no DNS query or packet
+/// leaves this machine, and every name fails to resolve.
+pub fn in_empty_netns(command: &Command) -> Command {
+    let mut wrapped = Command::new("unshare");
+    wrapped.arg("--net").arg(command.get_program()).args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
 }
 
 /// Runs to completion and returns the output; stdin is closed.
