@@ -140,3 +140,24 @@ meshed() {
         [[ $view == "$want" ]] || return 1
     done
 }
+
+# meshed_as NAME=NODE...: container NAME runs node NODE and lists exactly the other nodes (for
+# nodes not named hello@<IP>: host names, IPv6 text).
+meshed_as() {
+    local pair other want view
+    for pair in "$@"; do
+        want=$(printf '%s\n--\n' "${pair#*=}"
+            for other in "$@"; do [[ $other == "$pair" ]] || printf '%s\n' "${other#*=}"; done | sort)
+        view=$(node_view "${pair%%=*}") || return 1
+        [[ $view == "$want" ]] || return 1
+    done
+}
+
+# build_dnsmasq: the dnsmasq image ($DNSMASQ_IMAGE) of the platform stand-ins (docker/dnsmasq).
+DNSMASQ_IMAGE=$E2E_IMAGES/dnsmasq:latest
+build_dnsmasq() {
+    local start=$EPOCHREALTIME
+    docker build -q --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$DNSMASQ_IMAGE" "$ROOT/docker/dnsmasq" \
+        >/dev/null 2>"$TMP/build.log" || { cat "$TMP/build.log" >&2; fail "docker build docker/dnsmasq failed"; }
+    timing "dnsmasq image" "$(since "$start") s"
+}

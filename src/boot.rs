@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder};
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::time::Instant;
 
@@ -48,18 +49,46 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         deadline,
     })?;
 
+    // 3b. With --name-by hostname, the peers by their host names too (SRV, else PTR).
+    let named = match identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname) {
+        Some(own) => Some(discovery::hostnames::name_peers(
+            own,
+            identity.peer_query.as_deref(),
+            &peers,
+            identity.ip,
+            config.dns_server,
+            deadline,
+        )),
+        None => None,
+    };
+    let (peers, peer_hosts): (Vec<IpAddr>, Option<Vec<String>>) = match named {
+        Some(named) => {
+            let (ips, hosts) = named.into_iter().unzip();
+            (ips, Some(hosts))
+        }
+        None => (peers, None),
+    };
+
     // 4. The environment the program gets.
-    let erl_aflags = std::env::var_os("ERL_AFLAGS");
+    let (erl_aflags, erl_flags, erl_zflags) =
+        (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
     let extras = Extras {
         peers: &peers,
         vm_args: config.vm_args_dest.as_deref(),
         cookie: cookie.as_deref(),
         erl_aflags: erl_aflags.as_deref(),
+        erl_flags: erl_flags.as_deref(),
+        erl_zflags: erl_zflags.as_deref(),
+        peer_hosts: peer_hosts.as_deref(),
         name_host: identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname),
         dns_cluster_query: source::exported_query(&identity, &ctx),
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
     let summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    let inherited_node = std::env::var("RELEASE_NODE").ok();
+    if let Some(warning) = crate::erl::release_node_warning(inherited_node.as_deref(), &exports["RELEASE_NODE"]) {
+        log::warn!("{warning}");
+    }
 
     match config.action {
         Action::PrintEnv { format, show_secrets } => {
@@ -69,7 +98,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         }
         Action::Peers { format } => {
             log::info!("{summary}");
-            print(&format_peers(&peers, &config.node_basename, format))?;
+            print(&format_peers(&peers, &exports["PEER_NODES"], format))?;
             return Ok(Exit::Ok);
         }
         Action::Run { .. } => {}
@@ -136,14 +165,14 @@ fn print(text: &str) -> Result<(), Fail> {
         .map_err(|e| Fail::new(Exit::CantCreate, anyhow!("cannot write to stdout: {e}")))
 }
 
-fn format_peers(peers: &[std::net::IpAddr], basename: &str, format: PeersFormat) -> String {
+/// The peers with their node names (`PEER_NODES`, in the same order: by IP or by host name).
+fn format_peers(peers: &[IpAddr], nodes: &str, format: PeersFormat) -> String {
+    let pairs = peers.iter().zip(nodes.split_whitespace());
     match format {
-        PeersFormat::Plain => peers.iter().map(|ip| format!("{}\n", env::node_name(basename, *ip))).collect(),
+        PeersFormat::Plain => pairs.map(|(_, node)| format!("{node}\n")).collect(),
         PeersFormat::Json => {
-            let list: Vec<serde_json::Value> = peers
-                .iter()
-                .map(|ip| serde_json::json!({ "ip": ip.to_string(), "node": env::node_name(basename, *ip) }))
-                .collect();
+            let list: Vec<serde_json::Value> =
+                pairs.map(|(ip, node)| serde_json::json!({ "ip": crate::erl::ntoa(*ip), "node": node })).collect();
             format!("{}\n", serde_json::Value::Array(list))
         }
     }

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::cli::EnvFormat;
+use crate::erl;
 use crate::source::Identity;
 
 /// Everything that goes into the exports besides the identity.
@@ -25,6 +26,11 @@ pub struct Extras<'a> {
     pub cookie: Option<&'a str>,
     /// The inherited ERL_AFLAGS, to append `-proto_dist inet6_tcp` to for an IPv6 node.
     pub erl_aflags: Option<&'a OsStr>,
+    /// The inherited ERL_FLAGS and ERL_ZFLAGS: a `-proto_dist` there is one given already.
+    pub erl_flags: Option<&'a OsStr>,
+    pub erl_zflags: Option<&'a OsStr>,
+    /// With `--name-by hostname`: each peer's host name, in the order of `peers`.
+    pub peer_hosts: Option<&'a [String]>,
     /// With `--name-by hostname`: the FQDN that replaces the IP in the node name.
     pub name_host: Option<&'a str>,
     /// The peer query to export as `DNS_CLUSTER_QUERY` (see `source::exported_query`).
@@ -34,9 +40,10 @@ pub struct Extras<'a> {
 /// rancher-boot's exports, by name. Values are text: every input was validated before.
 pub type Exports = BTreeMap<&'static str, String>;
 
-/// `basename@ip`; an IPv6 address goes in as it is (`hello@fd00::1`), as `-proto_dist inet6_tcp` expects.
+/// `basename@ip`, the address written as Erlang's `inet:ntoa/1` writes it (`hello@fd00::1`), so
+/// that the names peers build for it match letter for letter.
 pub fn node_name(basename: &str, ip: IpAddr) -> String {
-    format!("{basename}@{ip}")
+    format!("{basename}@{}", erl::ntoa(ip))
 }
 
 /// The variables of SPEC section 3.
@@ -45,14 +52,17 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
         Some(host) => format!("{basename}@{host}"),
         None => node_name(basename, identity.ip),
     };
-    let peer_nodes: Vec<String> = extras.peers.iter().map(|ip| node_name(basename, *ip)).collect();
-    let peer_ips: Vec<String> = extras.peers.iter().map(IpAddr::to_string).collect();
+    let peer_nodes: Vec<String> = match extras.peer_hosts {
+        Some(hosts) => hosts.iter().map(|host| format!("{basename}@{host}")).collect(),
+        None => extras.peers.iter().map(|ip| node_name(basename, *ip)).collect(),
+    };
+    let peer_ips: Vec<String> = extras.peers.iter().map(|ip| erl::ntoa(*ip)).collect();
 
     let mut out = Exports::new();
-    out.insert("NODE_IP", identity.ip.to_string());
+    out.insert("NODE_IP", erl::ntoa(identity.ip));
     out.insert("NODE_NAME", node.clone());
     out.insert("SERVICE_NAME", identity.service.clone());
-    out.insert("RANCHER_IP", identity.ip.to_string());
+    out.insert("RANCHER_IP", erl::ntoa(identity.ip));
     out.insert("RANCHER_SERVICE_NAME", identity.service.clone());
     out.insert("RELEASE_DISTRIBUTION", "name".to_string());
     out.insert("RELEASE_NODE", node);
@@ -77,13 +87,9 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
     if let Some(cookie) = extras.cookie {
         out.insert("RELEASE_COOKIE", cookie.to_string());
     }
-    if identity.ip.is_ipv6() {
-        let inherited = extras.erl_aflags.map(OsStr::to_string_lossy).unwrap_or_default();
-        let flags = if inherited.trim().is_empty() {
-            "-proto_dist inet6_tcp".to_string()
-        } else {
-            format!("{inherited} -proto_dist inet6_tcp")
-        };
+    let text = |flags: Option<&OsStr>| flags.map(|f| f.to_string_lossy().into_owned());
+    let (aflags, flags, zflags) = (text(extras.erl_aflags), text(extras.erl_flags), text(extras.erl_zflags));
+    if let Some(flags) = erl::erl_aflags(identity.ip, aflags.as_deref(), flags.as_deref(), zflags.as_deref()) {
         out.insert("ERL_AFLAGS", flags);
     }
     out

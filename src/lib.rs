@@ -10,6 +10,7 @@ pub mod cookie;
 pub mod discovery;
 pub mod dns;
 pub mod env;
+pub mod erl;
 pub mod exec;
 pub mod exit;
 pub mod init;

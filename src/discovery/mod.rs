@@ -12,6 +12,8 @@
 //! names no peer query (and no `--peer-query`) means no peers, with one info line.
 //! Ongoing discovery after the exec is the application's job, not ours.
 
+pub mod hostnames;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};

@@ -242,14 +242,6 @@ fn list<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
     ips.into_iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
 }
 
-/// The 78 of a platform whose source is not built yet (the stubs' `identify`).
-fn not_built(platform: Platform) -> Fail {
-    fail!(
-        Exit::Config,
-        "the {platform} source is not built yet; use --source local with --ip and --service (RANCHER_BOOT_SOURCE)"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,17 @@
 
 mod dns_answers;
 mod docker_dns;
+mod ecs;
 mod erlang;
 mod exec;
 mod fake_metadata;
+mod fly;
 mod init;
+mod kubernetes;
 mod metadata;
+mod nomad;
 mod peers;
+mod readme_platforms;
 mod secrets;
 mod sources;
 mod support;

@@ -23,7 +23,7 @@ use crate::support::{
 const READY: Duration = Duration::from_secs(20);
 
 /// A dnsmasq answering only from a hosts file (NXDOMAIN for everything else), on loopback.
-struct Dnsmasq {
+pub(crate) struct Dnsmasq {
     child: Child,
     addr: SocketAddr,
     hosts: PathBuf,
@@ -33,7 +33,7 @@ struct Dnsmasq {
 
 impl Dnsmasq {
     /// On 127.0.0.1, a free port.
-    fn start(hosts: &str) -> Dnsmasq {
+    pub(crate) fn start(hosts: &str) -> Dnsmasq {
         for _ in 0..5 {
             if let Some(server) = Dnsmasq::try_start(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), free_port()), hosts) {
                 return server;
@@ -83,7 +83,7 @@ impl Dnsmasq {
         }
     }
 
-    fn server(&self) -> String {
+    pub(crate) fn server(&self) -> String {
         self.addr.to_string()
     }
 
