@@ -225,10 +225,15 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
         return Some(format!("resolv.conf names Rancher's DNS {rancher_dns}"));
     }
     let host = metadata_host(url)?;
-    match super::resolve(host, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
-        Some(found) => Some(format!("{host} resolves to {}", super::list(&found))),
-        None => {
+    // As the client will find it: /etc/hosts, then DNS.
+    match crate::dns::host_addresses(host, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
+        Ok(found) if !found.is_empty() => Some(format!("{host} resolves to {}", super::list(&found))),
+        Ok(_) | Err(crate::dns::Miss::NoAddresses(_)) => {
             log::debug!("not rancher: {host} does not resolve within {DETECT_RESOLVE:?}");
+            None
+        }
+        Err(crate::dns::Miss::Failed(e)) => {
+            log::debug!("not rancher: {host} does not resolve within {DETECT_RESOLVE:?}: {e:#}");
             None
         }
     }

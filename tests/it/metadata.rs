@@ -1,6 +1,7 @@
 //! The Rancher source against a scripted metadata server: FAULTS.md items 1-10.
 
 use std::net::TcpListener;
+use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -361,4 +362,27 @@ fn fault_10_a_dns_server_that_never_answers_costs_an_attempt_not_the_deadline() 
             && first.contains("host name does not resolve (timeout: resolve)"),
         "{first}"
     );
+}
+
+#[test]
+fn the_metadata_host_is_found_in_etc_hosts_before_dns() {
+    // The C library's "files dns" order, kept by rancher-boot's own resolver: a metadata host that
+    // only /etc/hosts names (docker run --add-host) is reached although no DNS server answers.
+    let server = MetadataServer::start(|_, _| Reply::ok(container_json("10.42.1.7", "web")));
+    let dir = tempdir();
+    let hosts =
+        write_file(&dir.path().join("hosts"), "127.0.0.1 localhost\n127.0.0.1 meta.rancher-boot.test # the stand-in\n");
+    let resolv = write_file(&dir.path().join("resolv.conf"), "nameserver 127.0.0.77\noptions timeout:1 attempts:1\n");
+    let mut command = Command::new("unshare");
+    clean_env(&mut command);
+    command.args(["--mount", "--propagation", "private", "sh", "-c"]);
+    command.arg(r#"mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf && shift && exec "$@""#);
+    command.arg(&hosts).arg(&resolv).arg(BIN);
+    let url = format!("http://meta.rancher-boot.test:{}/2016-07-29", server.addr.port());
+    command.args(["--source", "rancher", "--metadata-url", &url, "--timeout", "3s", "--peers", "none"]);
+    command.args(["--node-basename", "hello", "print-env", "--format", "dotenv"]);
+    let output = run(&mut command);
+    assert_code(&output, 0);
+    assert!(stdout(&output).contains("NODE_NAME=hello@10.42.1.7\n"), "{}", stderr(&output));
+    assert_eq!(server.requests(), 1, "{}", stderr(&output));
 }
