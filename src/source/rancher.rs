@@ -225,8 +225,11 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
         return Some(format!("resolv.conf names Rancher's DNS {rancher_dns}"));
     }
     let host = metadata_host(url)?;
-    // As the client will find it: /etc/hosts, then DNS.
-    match crate::dns::host_addresses(host, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
+    // As the client will find it (/etc/hosts, then DNS), but asked as the absolute name it is:
+    // Docker copies the host's search list into containers, and each search domain would cost
+    // every Swarm and Compose boot one more round trip (SPEC 13 allows one in all).
+    let absolute = format!("{}.", host.trim_end_matches('.'));
+    match crate::dns::host_addresses(&absolute, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
         Ok(found) if !found.is_empty() => Some(format!("{host} resolves to {}", super::list(&found))),
         Ok(_) | Err(crate::dns::Miss::NoAddresses(_)) => {
             log::debug!("not rancher: {host} does not resolve within {DETECT_RESOLVE:?}");

@@ -27,6 +27,8 @@ struct Net {
     late: Option<(Duration, Vec<String>)>,
     /// A shell command started in the background before rancher-boot (and ended after it).
     daemon: Option<String>,
+    /// resolv.conf's search list, as Docker copies the host's into a container (ndots 1 then).
+    search: Option<&'static str>,
 }
 
 /// A Swarm task: ingress on eth0, the service's overlay on eth1, docker_gwbridge on eth2 with the
@@ -69,7 +71,7 @@ fn script(net: &Net) -> String {
         s += "ip route add default via 172.20.0.1 dev eth2\n";
     }
     s += r#"d=$(mktemp -d)
-printf 'nameserver 127.0.0.11\noptions ndots:0 timeout:1 attempts:1\n' > "$d/resolv.conf"
+printf 'nameserver 127.0.0.11\n%s\noptions ndots:%s timeout:1 attempts:1\n' "$RB_SEARCH" "$RB_NDOTS" > "$d/resolv.conf"
 mount --bind "$d/resolv.conf" /etc/resolv.conf
 trap 'kill $(cat "$d/pid-daemon" 2>/dev/null) 2>/dev/null; wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$d"' EXIT
 "#;
@@ -84,7 +86,8 @@ trap 'kill $(cat "$d/pid-daemon" 2>/dev/null) 2>/dev/null; wait; for f in "$d"/p
     if let Some(daemon) = &net.daemon {
         s += &format!("{daemon} >/dev/null 2>&1 & echo $! > \"$d/pid-daemon\"\n");
     }
-    s += "set +e\n\"$0\" \"$@\"\n";
+    // dnsmasq's query log, when a test asked for one (--log-queries), after rancher-boot's stderr.
+    s += "set +e\n\"$0\" \"$@\"\nstatus=$?\n[ -f \"$d/queries\" ] && cat \"$d/queries\" >&2\nexit $status\n";
     s
 }
 
@@ -93,6 +96,10 @@ fn boot(net: &Net, args: &[&str], vars: &[(&str, &str)]) -> (Output, Duration) {
     let mut command = Command::new("unshare");
     clean_env(&mut command);
     command.env("RANCHER_BOOT_TIMEOUT", "10s").envs(vars.iter().copied());
+    match net.search {
+        Some(search) => command.env("RB_SEARCH", format!("search {search}")).env("RB_NDOTS", "1"),
+        None => command.env("RB_SEARCH", "").env("RB_NDOTS", "0"),
+    };
     // A PID namespace too, that ends with unshare (--kill-child): no dnsmasq outlives a test.
     command.args(["--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "sh", "-c"]);
     command.arg(script(net)).arg(BIN);
@@ -311,4 +318,27 @@ fn the_compose_demo_with_fake_metadata_is_still_rancher() {
     assert_eq!(env["NODE_NAME"], "hello@172.23.0.3");
     assert_eq!((env["SERVICE_NAME"].as_str(), env["STACK_NAME"].as_str()), ("hello", "demo"));
     assert!(stderr(&output).contains("(rancher: self/container of "), "{}", stderr(&output));
+}
+
+#[test]
+fn auto_costs_one_round_trip_more_than_the_named_source_even_with_a_search_list() {
+    // SPEC 13: on Docker, --source auto asks at most one round trip more than --source swarm.
+    // Detection's step 5 asks the metadata host name (A and AAAA together) as the absolute name
+    // it is: Docker copies the host's search list into containers, and each domain would cost more.
+    let mut net = swarm("hello", "appnet");
+    net.search = Some("corp.rancher-boot.test lab.rancher-boot.test");
+    net.records.extend(["--log-queries".to_string(), "--log-facility=$d/queries".to_string()]);
+    let queries = |source: &str| -> Vec<String> {
+        let (output, env, _) = print_env(&net, &["--source", source], &[]);
+        assert_code(&output, 0);
+        assert_eq!(env["NODE_NAME"], "hello@10.0.1.4", "{}", stderr(&output));
+        let err = stderr(&output);
+        err.lines().filter_map(|line| line.split_once("query[").map(|(_, q)| q.to_string())).collect()
+    };
+    let named = queries("swarm");
+    let auto = queries("auto");
+    let extra: Vec<&String> = auto.iter().filter(|q| !named.contains(q)).collect();
+    assert_eq!(extra.len(), 2, "auto asked {extra:?} more than swarm ({named:?})");
+    assert!(extra.iter().any(|q| q.starts_with("A] rancher-metadata.rancher.internal from")), "{extra:?}");
+    assert!(extra.iter().any(|q| q.starts_with("AAAA] rancher-metadata.rancher.internal from")), "{extra:?}");
 }
