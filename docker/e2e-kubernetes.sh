@@ -43,34 +43,9 @@ ZONE=k8s.test
 SVC=hello
 MESH_DEADLINE=30 # seconds from the start of the third pod
 
-dump_diagnostics() {
-    local c
-    for c in $(docker ps -aq --filter "label=$LABEL" 2>/dev/null); do
-        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
-        docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
-    done
-}
-
-remove_pods() {
-    local ids
-    ids=$(docker ps -aq --filter "label=$LABEL" 2>/dev/null || true)
-    [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
-}
-
-cleanup() {
-    local status=$?
-    if [[ ${E2E_KEEP:-} == 1 ]]; then
-        log "E2E_KEEP=1: keeping the containers of $LABEL, network $NET and $TMP"
-        return
-    fi
-    remove_pods
-    docker network rm "$NET" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-    exit $status
-}
-trap cleanup EXIT
+dump_diagnostics() { dump_labelled_logs; }
+trap cleanup_labelled EXIT
 trap 'fail "interrupted"' INT TERM
-
 
 # start_dns MODE: dnsmasq at $DNS_IP with the headless service's records (MODE deployment or
 # statefulset: the latter adds the per-pod names, their PTRs first, and SRV records).
@@ -166,7 +141,7 @@ run_cluster() {
     done
     timing "kubernetes $mode: 3 pods meshed after" "$took s"
     log "nodes: ${nodes[*]}"
-    remove_pods
+    remove_labelled
 }
 
 main() {

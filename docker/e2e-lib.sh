@@ -1,7 +1,8 @@
-# Shared by docker/e2e-swarm.sh and docker/e2e-compose.sh (sourced, not run): output, polling
-# with deadlines, the host tools, the static binaries and the images, and the checks that read
-# a running `hello` node. A script that sources it sets RUN (its name for this run), LABEL and
-# TMP first, and defines dump_diagnostics and cleanup.
+# Shared by docker/e2e-{swarm,compose,kubernetes,fly,nomad}.sh (sourced, not run): output,
+# polling with deadlines, the host tools, the static binaries and the images, and the checks that
+# read a running `hello` node. A script that sources it sets RUN (its name for this run), LABEL and
+# TMP first, and defines dump_diagnostics and cleanup (or, when all its containers carry $LABEL on
+# one network $NET, uses dump_labelled_logs and cleanup_labelled, below).
 #
 # Images: E2E_IMAGES (default `rancher-boot`) names them: $E2E_IMAGES:latest (the FROM scratch
 # rancher-boot image), $E2E_IMAGES/hello:latest (the example release); set it to build beside
@@ -160,4 +161,33 @@ build_dnsmasq() {
     docker build -q --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$DNSMASQ_IMAGE" "$ROOT/docker/dnsmasq" \
         >/dev/null 2>"$TMP/build.log" || { cat "$TMP/build.log" >&2; fail "docker build docker/dnsmasq failed"; }
     timing "dnsmasq image" "$(since "$start") s"
+}
+
+# For a script whose containers all carry $LABEL, on one network $NET: remove them; show their
+# last log lines (for dump_diagnostics); and the EXIT trap that removes them, the network and $TMP
+# (E2E_KEEP=1 keeps them) and exits with the script's status.
+remove_labelled() {
+    local ids
+    ids=$(docker ps -aq --filter "label=$LABEL" 2>/dev/null || true)
+    [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
+}
+
+dump_labelled_logs() {
+    local c
+    for c in $(docker ps -aq --filter "label=$LABEL" 2>/dev/null); do
+        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
+        docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
+    done
+}
+
+cleanup_labelled() {
+    local status=$?
+    if [[ ${E2E_KEEP:-} == 1 ]]; then
+        log "E2E_KEEP=1: keeping the containers of $LABEL, network $NET and $TMP"
+        return
+    fi
+    remove_labelled
+    docker network rm "$NET" >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+    exit $status
 }

@@ -26,27 +26,8 @@ DNS_IP=$PREFIX.2
 HOST_IP=$PREFIX.1 # the "client host": what NOMAD_IP_<label> names in bridge mode
 MESH_DEADLINE=30  # seconds from the start of the third allocation
 
-dump_diagnostics() {
-    local c
-    for c in $(docker ps -aq --filter "label=$LABEL" 2>/dev/null); do
-        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
-        docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
-    done
-}
-
-cleanup() {
-    local status=$? ids
-    if [[ ${E2E_KEEP:-} == 1 ]]; then
-        log "E2E_KEEP=1: keeping the containers of $LABEL, network $NET and $TMP"
-        return
-    fi
-    ids=$(docker ps -aq --filter "label=$LABEL" 2>/dev/null || true)
-    [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
-    docker network rm "$NET" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-    exit $status
-}
-trap cleanup EXIT
+dump_diagnostics() { dump_labelled_logs; }
+trap cleanup_labelled EXIT
 trap 'fail "interrupted"' INT TERM
 
 main() {
