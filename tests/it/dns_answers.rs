@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::support::dns::{
     A, AAAA, ANSWER, AT_QNAME, CNAME, ScriptedDns, TC, answer_header, qtype, record, wire_name, with_resolv_conf,
 };
-use crate::support::{assert_code, run, stderr, stdout, tempdir, write_file};
+use crate::support::{assert_code, rancher_boot, run, stderr, stdout, tempdir, write_file};
 
 /// A boot that prints `PEER_IPS`, with a local identity, asking `svc.test.` of `server`.
 fn boot(resolv_conf: &str, server: Option<&ScriptedDns>, verbose: bool) -> (tempfile::TempDir, Command) {
@@ -232,4 +232,30 @@ fn after_a_hostile_answer_the_next_server_is_asked() {
     );
     assert!(hostile.udp_queries() >= 1 && honest.udp_queries() >= 1);
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+}
+
+#[test]
+fn a_ptr_that_is_not_a_host_name_is_a_clear_line_and_no_name_from_it() {
+    // Every PTR asked names "evil name.test": a space, which no host name has (and which would
+    // split a vm.args argument). --source swarm must not take it: 78 naming --ip, and a line why.
+    let server = ScriptedDns::start(
+        |query| {
+            let mut rdata = vec![9];
+            rdata.extend_from_slice(b"evil name");
+            rdata.extend_from_slice(&[4, b't', b'e', b's', b't', 0]);
+            let mut packet = answer_header(query, ANSWER, [1, 0, 0], None);
+            record(&mut packet, &AT_QNAME, 12, &rdata);
+            Some(packet)
+        },
+        |_| None,
+    );
+    let mut command = rancher_boot();
+    command.args(["--source", "swarm", "--dns-server", &server.server(), "--timeout", "1s"]);
+    command.args(["--node-basename", "hello", "print-env"]);
+    let output = run(&mut command);
+    assert_code(&output, 78);
+    let err = stderr(&output);
+    assert!(err.contains("is not a host name"), "{err}");
+    assert!(err.contains("--ip"), "{err}");
+    assert!(!stdout(&output).contains("evil"), "{}", stdout(&output));
 }
