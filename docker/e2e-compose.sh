@@ -32,11 +32,7 @@ compose() {
 }
 
 dump_diagnostics() {
-    local c
-    for c in $(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null); do
-        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
-        docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
-    done
+    dump_labelled_logs "label=com.docker.compose.project=$PROJECT"
 }
 
 cleanup() {

@@ -172,9 +172,11 @@ remove_labelled() {
     [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
 }
 
+# dump_labelled_logs [FILTER]: every container that `docker ps --filter FILTER` lists (default:
+# label=$LABEL), its state and last 40 log lines.
 dump_labelled_logs() {
     local c
-    for c in $(docker ps -aq --filter "label=$LABEL" 2>/dev/null); do
+    for c in $(docker ps -aq --filter "${1:-label=$LABEL}" 2>/dev/null); do
         printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
         docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
     done

@@ -44,11 +44,7 @@ GWBRIDGE_BEFORE=
 
 dump_diagnostics() {
     docker service ps --no-trunc "$SERVICE" >&2 2>/dev/null || true
-    local c
-    for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$SERVICE" 2>/dev/null); do
-        printf '\n----- %s -----\n' "$(docker inspect -f '{{.Name}} {{.State.Status}} exit={{.State.ExitCode}}' "$c")" >&2
-        docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
-    done
+    dump_labelled_logs "label=com.docker.swarm.service.name=$SERVICE"
 }
 
 cleanup() {
