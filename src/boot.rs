@@ -25,8 +25,8 @@ use crate::{cookie, init};
 
 #[allow(clippy::needless_pass_by_value)] // the config is this run's, and ends with it
 pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
-    let deadline = started + config.timeout;
     let ctx = Context::new(&config, started);
+    let deadline = ctx.deadline;
 
     // 1. Local inputs: fail fast on a bad cookie file or a missing template.
     let cookie = config.cookie_file.as_deref().map(cookie::read_cookie).transpose()?;
@@ -50,19 +50,17 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     })?;
 
     // 3b. With --name-by hostname, the peers by their host names too (SRV, else PTR).
-    let named = match identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname) {
-        Some(own) => Some(discovery::hostnames::name_peers(
-            own,
-            identity.peer_query.as_deref(),
-            &peers,
-            identity.ip,
-            config.dns_server,
-            deadline,
-        )),
-        None => None,
-    };
-    let (peers, peer_hosts): (Vec<IpAddr>, Option<Vec<String>>) = match named {
-        Some(named) => {
+    let name_host = identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname);
+    let (peers, peer_hosts): (Vec<IpAddr>, Option<Vec<String>>) = match name_host {
+        Some(own) => {
+            let named = discovery::hostnames::name_peers(
+                own,
+                identity.peer_query.as_deref(),
+                &peers,
+                identity.ip,
+                config.dns_server,
+                deadline,
+            );
             let (ips, hosts) = named.into_iter().unzip();
             (ips, Some(hosts))
         }
@@ -80,7 +78,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         erl_flags: erl_flags.as_deref(),
         erl_zflags: erl_zflags.as_deref(),
         peer_hosts: peer_hosts.as_deref(),
-        name_host: identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname),
+        name_host,
         dns_cluster_query: source::exported_query(&identity, &ctx),
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);

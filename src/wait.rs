@@ -134,6 +134,29 @@ impl Reporter {
     }
 }
 
+/// Runs `attempt` with the same back-off until it succeeds or `end` passes, then gives its last
+/// error back. Quiet (each failure is a debug line): for detection's bounded tries, where giving
+/// up is an answer ("not this platform"), not a failure of the boot.
+pub fn within<T>(
+    what: &str,
+    end: Instant,
+    mut attempt: impl FnMut() -> Result<T, AttemptError>,
+) -> Result<T, AttemptError> {
+    let mut backoff = Backoff::new();
+    loop {
+        let error = match attempt() {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let now = Instant::now();
+        if now >= end {
+            return Err(error);
+        }
+        log::debug!("{what}: {error}; asking again");
+        std::thread::sleep(backoff.next_delay().min(end - now));
+    }
+}
+
 /// Runs `attempt` until it succeeds or the deadline passes, saying what [`Reporter`] decides.
 ///
 /// `what` names the thing being waited for ("metadata", "peers"); the attempt's error names the

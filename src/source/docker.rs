@@ -28,7 +28,7 @@ use super::local::{self, Address};
 use super::{Context, Identity, Platform};
 use crate::dns;
 use crate::exit::{Exit, Fail};
-use crate::wait::{AttemptError, Backoff, retry};
+use crate::wait::{self, AttemptError, retry};
 
 /// Docker's embedded DNS server.
 pub const DOCKER_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -147,20 +147,10 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
     let hits = match bound {
         Bound::Auto => {
             let end = (Instant::now() + AUTO_BOUND).min(ctx.deadline);
-            let mut backoff = Backoff::new();
-            loop {
-                match attempt(end) {
-                    Ok(found) => break found,
-                    Err(e) if Instant::now() >= end => {
-                        log::debug!("not swarm or compose after {AUTO_BOUND:?}: {e}");
-                        break None;
-                    }
-                    Err(e) => {
-                        log::debug!("{what}: {e}; asking again");
-                        std::thread::sleep(backoff.next_delay().min(end.saturating_duration_since(Instant::now())));
-                    }
-                }
-            }
+            wait::within(what, end, || attempt(end)).unwrap_or_else(|e| {
+                log::debug!("not swarm or compose after {AUTO_BOUND:?}: {e}");
+                None
+            })
         }
         Bound::Deadline => retry(what, ctx.started, ctx.deadline, |_| attempt(ctx.deadline))
             .map_err(|fail| nothing_found(what, &fail.error.to_string()))?,

@@ -57,23 +57,25 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
     let (name, uri) = endpoint(ctx)?;
     let client = Client::new();
     let deadline = (Instant::now() + AUTO_WAIT).min(ctx.deadline);
-    let last = loop {
-        match ask_container(&client, &uri, deadline) {
-            Ok(answer) => {
-                let _ = CONTAINER.set(answer);
-                return Some(format!("{name} answers container JSON"));
-            }
-            Err(AttemptError::Invalid(e)) => {
-                log::debug!("{name} is set, but not ECS: {e:#}");
-                return None;
-            }
-            Err(e) if Instant::now() >= deadline => break e,
-            Err(_) => {}
+    let asked = wait::within(name, deadline, || match ask_container(&client, &uri, deadline) {
+        Ok(answer) => Ok(Some(answer)),
+        Err(AttemptError::Invalid(e)) => {
+            log::debug!("{name} is set, but not ECS: {e:#}");
+            Ok(None)
         }
-        std::thread::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())));
-    };
-    log::warn!("{name} is set, but its endpoint did not answer within {AUTO_WAIT:?} ({last}); not ECS");
-    None
+        Err(e) => Err(e),
+    });
+    match asked {
+        Ok(Some(answer)) => {
+            let _ = CONTAINER.set(answer);
+            Some(format!("{name} answers container JSON"))
+        }
+        Ok(None) => None,
+        Err(last) => {
+            log::warn!("{name} is set, but its endpoint did not answer within {AUTO_WAIT:?} ({last}); not ECS");
+            None
+        }
+    }
 }
 
 /// The container's address (`--ip` wins without a look at the networks) and the service.

@@ -135,19 +135,27 @@ impl<'a> Context<'a> {
 /// The identity of this node: the source `--source` names, or the one [`detect`] finds, with the
 /// overrides applied.
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
-    let found = match ctx.config.source {
-        Source::Auto => detect::detect(ctx)?,
-        Source::Rancher => identify_as(Platform::Rancher, ctx)?,
-        Source::Kubernetes => identify_as(Platform::Kubernetes, ctx)?,
-        Source::Ecs => identify_as(Platform::Ecs, ctx)?,
-        Source::Nomad => identify_as(Platform::Nomad, ctx)?,
-        Source::Fly => identify_as(Platform::Fly, ctx)?,
-        Source::Swarm => identify_as(Platform::Swarm, ctx)?,
-        Source::Compose => identify_as(Platform::Compose, ctx)?,
-        Source::Local => identify_as(Platform::Local, ctx)?,
+    let found = match named(ctx.config.source) {
+        None => detect::detect(ctx)?,
+        Some(platform) => identify_as(platform, ctx)?,
     };
     log::debug!("{} source: {} ({})", found.platform, found.ip, found.evidence);
     apply_overrides(found, ctx)
+}
+
+/// The platform `--source` names; `None` for `auto`.
+fn named(source: Source) -> Option<Platform> {
+    Some(match source {
+        Source::Auto => return None,
+        Source::Rancher => Platform::Rancher,
+        Source::Kubernetes => Platform::Kubernetes,
+        Source::Ecs => Platform::Ecs,
+        Source::Nomad => Platform::Nomad,
+        Source::Fly => Platform::Fly,
+        Source::Swarm => Platform::Swarm,
+        Source::Compose => Platform::Compose,
+        Source::Local => Platform::Local,
+    })
 }
 
 /// The source of `platform`, with no detection.
