@@ -21,7 +21,7 @@ use crate::exec;
 use crate::exit::{Exit, Fail};
 use crate::source::{self, Context, Identity};
 use crate::template::{self, Kind};
-use crate::{cookie, init};
+use crate::{cookie, init, state};
 
 #[allow(clippy::needless_pass_by_value)] // the config is this run's, and ends with it
 pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
@@ -33,8 +33,14 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     let sources = read_templates(&config.templates)?;
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
-    //    (This is where a boot waits for metadata or for Docker's DNS.)
-    let identity = source::identify(&ctx)?;
+    //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
+    //    the container (print-env, peers, remote_console) takes what the boot chose, if it runs.
+    let boots = is_boot(&config.action);
+    let remembered = if boots { None } else { state::load_live(&config.runtime_dir) };
+    let identity = match &remembered {
+        Some(state) => state.identity.clone(),
+        None => source::identify(&ctx)?,
+    };
 
     // 3. Who else is there?
     let peers = discovery::discover(&PeerQuery {
@@ -82,7 +88,10 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         dns_cluster_query: source::exported_query(&identity, &ctx),
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
-    let summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    let mut summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    if remembered.is_some() {
+        summary += &format!(" (as the boot chose it: {})", config.runtime_dir.join(state::FILE_NAME).display());
+    }
     let inherited_node = std::env::var("RELEASE_NODE").ok();
     if let Some(warning) = crate::erl::release_node_warning(inherited_node.as_deref(), &exports["RELEASE_NODE"]) {
         log::warn!("{warning}");
@@ -137,11 +146,76 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
 
     // 6. Hand over: from here on the program's own exit code is what counts.
     let Action::Run { program, args, .. } = &config.action else { unreachable!("handled above") };
+    if boots {
+        remember(&config, program, identity.clone(), &exports, name_host);
+    }
     log::info!("{summary}; exec {}", exec::shell_command(program, args));
     if config.init {
         return init::run(program, args, &child_env);
     }
     Err(exec::exec(program, args, &child_env))
+}
+
+/// The release's commands that start the node: a passthrough with one of them (or none) is the
+/// container's boot, like the `--` form. Any other (`remote_console`, `rpc`, `pid`, ...) is a
+/// command run beside a node that is already up.
+const START_COMMANDS: [&str; 7] =
+    ["start", "foreground", "console", "console_clean", "start_iex", "daemon", "daemon_iex"];
+
+/// Does this run start the node (and so choose and remember the identity)? The `--` form, PID 1,
+/// or a passthrough of a start command.
+fn is_boot(action: &Action) -> bool {
+    match action {
+        Action::Run { passthrough: false, .. } => true,
+        Action::Run { args, .. } => {
+            std::process::id() == 1 || args.first().is_none_or(|word| START_COMMANDS.iter().any(|c| word == *c))
+        }
+        Action::PrintEnv { .. } | Action::Peers { .. } => false,
+    }
+}
+
+/// Writes the state file for the commands that come later (`probe`, `print-env`, passthrough).
+/// A boot does not fail for it: a read-only runtime dir costs only the later commands' shortcut.
+fn remember(
+    config: &Config,
+    program: &std::ffi::OsStr,
+    identity: Identity,
+    exports: &env::Exports,
+    name_host: Option<&str>,
+) {
+    let release_cookie = std::path::Path::new(program)
+        .parent()
+        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
+        .and_then(std::path::Path::parent)
+        .map(|root| root.join("releases/COOKIE"))
+        .filter(|path| path.is_file());
+    let cookie = match (&config.cookie_file, std::env::var_os("RELEASE_COOKIE"), release_cookie) {
+        (Some(path), _, _) => state::CookieSource::File(path.clone()),
+        (None, Some(_), _) => state::CookieSource::Environment,
+        (None, None, Some(path)) => state::CookieSource::Release(path),
+        (None, None, None) => state::CookieSource::Home,
+    };
+    let state = state::State {
+        pid: 0,
+        start_time: 0,
+        identity,
+        node: exports["NODE_NAME"].clone(),
+        name_host: name_host.map(str::to_string),
+        erl_aflags: exports.get("ERL_AFLAGS").cloned(),
+        cookie,
+    };
+    let saved = DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.runtime_dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| state::save(&config.runtime_dir, state));
+    if let Err(e) = saved {
+        log::warn!(
+            "cannot write the state file in {}: {e:#}; probe and print-env will derive the identity",
+            config.runtime_dir.display()
+        );
+    }
 }
 
 /// `node hello@10.0.1.4 (swarm: 10.0.1.4 on eth1 is hello.2.x.appnet), service hello, 2 peers`:

@@ -29,7 +29,8 @@ const DEFAULT_LOG: &str = "info";
 const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
        rancher-boot [OPTIONS] ARGS...          (passthrough: exec --app ARGS...)
        rancher-boot [OPTIONS] print-env [--format shell|dotenv|json] [--show-secrets]
-       rancher-boot [OPTIONS] peers [--format plain|json]";
+       rancher-boot [OPTIONS] peers [--format plain|json]
+       rancher-boot [OPTIONS] probe [--node NAME] [--level epmd|connect|rpc] [--app APP]... [--timeout DUR]";
 
 /// Boot an Erlang/Elixir release with the identity its platform gives it.
 ///
@@ -58,9 +59,70 @@ pub struct Cli {
     /// The program to boot and its arguments: what follows the first `--` (see [`Cli::parse_args`]).
     #[arg(skip)]
     pub program: Option<Vec<OsString>>,
+
+    /// `probe` and its own options: what follows the word `probe` (see [`Cli::parse_args`]).
+    #[arg(skip)]
+    pub probe: Option<ProbeArgs>,
 }
 
-#[derive(Debug, Args)]
+/// Is the node healthy? Asks its EPMD, completes the handshake, calls it through `rex`.
+///
+/// With no --node, the node is this container's: the one the boot chose (its state file in the
+/// runtime dir), else the one a boot would choose with the options given before `probe`. After
+/// the word `probe`, --app names an OTP application and --timeout is the probe's own deadline
+/// (neither is the boot's). Exit 0 healthy; 1 unhealthy, with one line on stderr naming the node,
+/// the step and why; 64 usage; 78 configuration (no cookie, no node).
+#[derive(Debug, Parser)]
+#[command(
+    name = "rancher-boot probe",
+    version,
+    after_help = "Levels: epmd (the name is registered at its host's EPMD; needs no cookie), connect \
+                  (the handshake completes with the cookie), rpc (erlang:node() answers the name). \
+                  The cookie: --cookie-file (RANCHER_BOOT_COOKIE_FILE), the boot's, RELEASE_COOKIE, \
+                  a mix release's releases/COOKIE, $HOME/.erlang.cookie. ERL_EPMD_PORT is read as \
+                  erl reads it."
+)]
+pub struct ProbeArgs {
+    /// The node to probe (name@host) [default: this container's]
+    #[arg(long, env = "RANCHER_BOOT_PROBE_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// How far the probe goes
+    #[arg(long, env = "RANCHER_BOOT_PROBE_LEVEL", value_enum, default_value_t = ProbeLevel::Connect)]
+    pub level: ProbeLevel,
+
+    /// An OTP application that must be running, for a readiness probe (repeat; implies --level rpc)
+    #[arg(long = "app", env = "RANCHER_BOOT_PROBE_APPS", value_name = "APP", value_delimiter = ',')]
+    pub apps: Vec<String>,
+
+    /// Deadline for the whole probe (Kubernetes' default timeoutSeconds is 1)
+    #[arg(long, env = "RANCHER_BOOT_PROBE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Read the cookie from this file [default: see below]
+    #[arg(long, value_name = "PATH")]
+    pub cookie_file: Option<PathBuf>,
+
+    /// More log output (repeat for more)
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (repeat for less)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum ProbeLevel {
+    /// The name is registered at its host's EPMD
+    Epmd,
+    /// The distribution handshake completes with the cookie
+    Connect,
+    /// A call through rex answers
+    Rpc,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct Options {
     /// Where the identity comes from (auto: detect the platform)
     #[arg(long, env = "RANCHER_BOOT_SOURCE", value_enum, default_value_t = Source::Auto, global = true)]
@@ -296,13 +358,18 @@ pub struct Config {
     pub dry_run: bool,
 }
 
-/// The log filter: `-v`/`-q` win over RANCHER_BOOT_LOG.
-pub fn log_filter(options: &Options) -> String {
+/// The log filter: `-v`/`-q` (before or after `probe`) win over RANCHER_BOOT_LOG. A probe logs
+/// warnings and errors by default: its verdict is its own line, and a health check's output
+/// is read by people only when it fails.
+pub fn log_filter(options: &Options, probe: Option<&ProbeArgs>) -> String {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    if options.verbose == 0 && options.quiet == 0 {
+    let verbose = options.verbose + probe.map_or(0, |p| p.verbose);
+    let quiet = options.quiet + probe.map_or(0, |p| p.quiet);
+    if verbose == 0 && quiet == 0 && probe.is_none() {
         return options.log.clone();
     }
-    let level = (3 + i32::from(options.verbose) - i32::from(options.quiet)).clamp(0, 5);
+    let base = if probe.is_some() { 2 } else { 3 };
+    let level = (base + i32::from(verbose) - i32::from(quiet)).clamp(0, 5);
     LEVELS[level as usize].to_string()
 }
 
@@ -347,6 +414,20 @@ impl Cli {
             }
         }
         let Some(split) = split else {
+            if argv.get(i).is_some_and(|word| word == "probe") {
+                // `probe` has options of its own, two of them named like the boot's: the words
+                // before it are the boot's options (to derive the identity), those after it its own.
+                let mut argv = argv;
+                let words = argv.split_off(i);
+                let matches = options_only.try_get_matches_from(argv)?;
+                let probe = ProbeArgs::try_parse_from(words)?;
+                return Ok(Cli {
+                    options: Options::from_arg_matches(&matches)?,
+                    command: None,
+                    program: None,
+                    probe: Some(probe),
+                });
+            }
             let matches = Cli::command().try_get_matches_from(argv)?;
             return Cli::from_arg_matches(&matches);
         };
@@ -354,7 +435,7 @@ impl Cli {
         let program = argv.split_off(split + 1);
         argv.truncate(split);
         let matches = options_only.try_get_matches_from(argv)?;
-        Ok(Cli { options: Options::from_arg_matches(&matches)?, command: None, program: Some(program) })
+        Ok(Cli { options: Options::from_arg_matches(&matches)?, command: None, program: Some(program), probe: None })
     }
 
     /// Checks the raw flags and turns them into a [`Config`].
@@ -402,12 +483,18 @@ impl Cli {
             (Some(name), _, _) => name.clone(),
             (None, Action::Run { program, .. }, _) => basename_of(program)?,
             (None, _, Some(app)) => basename_of(app.as_os_str())?,
-            (None, _, None) => {
-                return Err(fail!(
-                    Exit::Usage,
-                    "cannot name the node: set --node-basename or --app (RANCHER_BOOT_NODE_BASENAME or RANCHER_BOOT_APP)"
-                ));
-            }
+            // print-env or peers beside a running boot: the name it chose.
+            (None, _, None) => match crate::state::load_live(&o.runtime_dir).and_then(|s| s.basename()) {
+                Some(name) => name,
+                None => {
+                    return Err(fail!(
+                        Exit::Usage,
+                        "cannot name the node: set --node-basename or --app (RANCHER_BOOT_NODE_BASENAME or \
+                         RANCHER_BOOT_APP); no boot runs with its state in {}",
+                        o.runtime_dir.display()
+                    ));
+                }
+            },
         };
         check_node_basename(&node_basename).map_err(|e| Fail::new(Exit::Usage, e))?;
 
@@ -739,8 +826,12 @@ pub(crate) mod tests {
 
     #[test]
     fn verbosity_flags_win_over_the_variable() {
-        assert_eq!(log_filter(&cli(&["rancher-boot", "-vv", "--", "x"]).options), "trace");
-        assert_eq!(log_filter(&cli(&["rancher-boot", "-q", "--", "x"]).options), "warn");
-        assert_eq!(log_filter(&cli(&["rancher-boot", "--", "x"]).options), "info");
+        assert_eq!(log_filter(&cli(&["rancher-boot", "-vv", "--", "x"]).options, None), "trace");
+        assert_eq!(log_filter(&cli(&["rancher-boot", "-q", "--", "x"]).options, None), "warn");
+        assert_eq!(log_filter(&cli(&["rancher-boot", "--", "x"]).options, None), "info");
+        let probe = cli(&["rancher-boot", "-v", "probe", "-v"]);
+        assert_eq!(log_filter(&probe.options, probe.probe.as_ref()), "debug");
+        let probe = cli(&["rancher-boot", "probe"]);
+        assert_eq!(log_filter(&probe.options, probe.probe.as_ref()), "warn");
     }
 }

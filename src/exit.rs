@@ -11,8 +11,10 @@ use std::fmt;
 /// How rancher-boot ends when it does not exec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// `print-env`, `peers` or `--dry-run` succeeded.
+    /// `print-env`, `peers`, `probe` or `--dry-run` succeeded.
     Ok,
+    /// `probe`: the node is not healthy (the message says which step failed and why).
+    Unhealthy,
     /// EX_USAGE: a bad flag, no program and no `--app`.
     Usage,
     /// EX_DATAERR: metadata answered, but with invalid data, until the deadline.
@@ -40,6 +42,7 @@ impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
+            Exit::Unhealthy => 1,
             Exit::Usage => 64,
             Exit::DataErr => 65,
             Exit::NoInput => 66,
@@ -106,6 +109,7 @@ mod tests {
     fn codes_follow_sysexits_and_the_shell() {
         let table = [
             (Exit::Ok, 0),
+            (Exit::Unhealthy, 1),
             (Exit::Usage, 64),
             (Exit::DataErr, 65),
             (Exit::NoInput, 66),

@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use clap::error::ErrorKind;
 use rancher_boot::cli::{Cli, log_filter};
-use rancher_boot::{boot, exec};
+use rancher_boot::exit::Exit;
+use rancher_boot::{boot, exec, probe};
 
 fn main() -> ExitCode {
     let started = Instant::now();
     // First of all: while we may be PID 1, SIGTERM/SIGINT/SIGHUP must end the boot.
     exec::end_boot_on_signals();
 
-    let cli = match Cli::parse_args(std::env::args_os().collect()) {
+    let mut cli = match Cli::parse_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -23,10 +24,19 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(&log_filter(&cli.options));
+    init_logging(&log_filter(&cli.options, cli.probe.as_ref()));
 
-    match cli.into_config().and_then(|config| boot::run(config, started)) {
+    let result = match cli.probe.take() {
+        Some(args) => probe::run(&cli.options, &args, started),
+        None => cli.into_config().and_then(|config| boot::run(config, started)),
+    };
+    match result {
         Ok(exit) => ExitCode::from(exit.code()),
+        // A probe's verdict is not an error of rancher-boot: `rancher-boot: NODE: why`.
+        Err(fail) if fail.exit == Exit::Unhealthy => {
+            eprintln!("rancher-boot: {fail}");
+            ExitCode::from(fail.exit.code())
+        }
         Err(fail) => {
             eprintln!("rancher-boot: error: {fail}");
             ExitCode::from(fail.exit.code())

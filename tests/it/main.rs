@@ -12,6 +12,7 @@ mod kubernetes;
 mod metadata;
 mod nomad;
 mod peers;
+mod probe;
 mod readme_platforms;
 mod secrets;
 mod sources;

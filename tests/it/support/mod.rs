@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod fake_dist;
+pub mod vm;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -50,6 +52,11 @@ pub fn clean_env(command: &mut Command) {
         command.env_remove(name);
     }
     command.env("RANCHER_BOOT_LOG", "info");
+    // A runtime dir of this command's own: a boot's state file in a shared one would speak for
+    // the next test's print-env or probe while that boot runs.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    command.env("RANCHER_BOOT_RUNTIME_DIR", std::env::temp_dir().join(format!("rbit-rt-{}-{n}", std::process::id())));
 }
 
 /// Runs the boot in a network namespace of its own (only loopback, down): no DNS query or packet

@@ -1,0 +1,205 @@
+//! `rancher-boot probe`: is the node healthy? A health check in a millisecond, with no second VM.
+//!
+//! The script, all of it within the probe's one deadline (`--timeout`, default 1 s):
+//! 1. which node: `--node`, else the boot's state file, else derived as a boot would;
+//! 2. its address: the state's, an address in the name, else the host name looked up;
+//! 3. EPMD: the name's port (`--level epmd` ends here, with no cookie);
+//! 4. the handshake, with the cookie (`connect`, the default level), as a hidden node;
+//! 5. `erlang:node()` through `rex` (`rpc`), or `application:which_applications()` for `--app`.
+//!
+//! Nothing is printed when the node is healthy. When it is not, one line names the node, the
+//! step and the reason in the words people search for, and the exit code is 1. The cookie is
+//! never printed; a bad or missing one is a configuration error (78), like a node name that
+//! cannot be known.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::anyhow;
+
+use crate::cli::{Cli, Command, EnvFormat, NameBy, Options, ProbeArgs, ProbeLevel};
+use crate::dist::term::Term;
+use crate::dist::{self, NodeName, epmd, handshake, rpc};
+use crate::exit::{Exit, Fail};
+use crate::state::{self, CookieSource, State};
+use crate::{cookie, fail};
+
+/// Runs the probe: `Ok(Exit::Ok)` when healthy; `Exit::Unhealthy` (with the reason) when not.
+pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit, Fail> {
+    let deadline = started + args.timeout;
+    let level = if args.apps.is_empty() { args.level } else { ProbeLevel::Rpc };
+    for app in &args.apps {
+        crate::cli::check_node_basename(app)
+            .map_err(|_| fail!(Exit::Usage, "--app {app:?} is not an application name"))?;
+    }
+
+    // 1. Which node.
+    let state = state::load_live(&options.runtime_dir);
+    let (target, state) = match &args.node {
+        Some(name) => {
+            let target = NodeName::parse(name).map_err(|why| fail!(Exit::Usage, "--node: {why}"))?;
+            // The boot's state speaks for this node only.
+            (target.clone(), state.filter(|s| s.node == target.to_string()))
+        }
+        None => match state {
+            Some(state) => {
+                (NodeName::parse(&state.node).map_err(|why| fail!(Exit::Config, "state file: {why}"))?, Some(state))
+            }
+            None => (derive_node(options, deadline)?, None),
+        },
+    };
+    let unhealthy = |why: String| fail!(Exit::Unhealthy, "{target}: {why}");
+    let cookie = if level > ProbeLevel::Epmd {
+        Some(find_cookie(args.cookie_file.as_deref(), options, state.as_ref())?)
+    } else {
+        None
+    };
+
+    // 2. Its address.
+    let ip = match (&state, target.host.parse::<IpAddr>()) {
+        (_, Ok(ip)) => ip,
+        (Some(state), Err(_)) => state.identity.ip,
+        (None, Err(_)) => resolve(&target.host, options, deadline).map_err(unhealthy)?,
+    };
+
+    // 3. EPMD.
+    let epmd_port = epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref());
+    let registration = match epmd::port_please(ip, epmd_port, &target.alive, deadline) {
+        Ok(Some(registration)) => registration,
+        Ok(None) => {
+            let listed = epmd::names(ip, epmd_port, deadline)
+                .map(|names| names.into_iter().map(|(name, _)| name).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let also = if listed.is_empty() { String::new() } else { format!(" (registered: {listed})") };
+            return Err(unhealthy(format!(
+                "{} is {}{also}",
+                target.alive,
+                dist::Error::new(dist::Step::Epmd, SocketAddr::new(ip, epmd_port), dist::Failure::NotRegistered)
+            )));
+        }
+        Err(e) => return Err(unhealthy(e.to_string())),
+    };
+    log::debug!("{} is registered at epmd on {ip}:{epmd_port}: port {}", target.alive, registration.port);
+    let Some(cookie) = cookie else { return Ok(healthy(&target, "epmd", started)) };
+
+    // 4. The handshake.
+    let addr = SocketAddr::new(ip, registration.port);
+    let mut conn = handshake::connect(addr, &target, &cookie, deadline).map_err(|e| unhealthy(e.to_string()))?;
+    if conn.peer != target.to_string() {
+        return Err(unhealthy(format!("the node on {addr} is {}, not {target}", conn.peer)));
+    }
+    if level == ProbeLevel::Connect {
+        return Ok(healthy(&target, "connect", started));
+    }
+
+    // 5. A call.
+    if args.apps.is_empty() {
+        let reply = rpc::call(&mut conn, "erlang", "node", vec![], deadline).map_err(|e| unhealthy(e.to_string()))?;
+        if reply.as_atom() != Some(&target.to_string()) {
+            return Err(unhealthy(format!("erlang:node() answered {reply}")));
+        }
+        return Ok(healthy(&target, "rpc", started));
+    }
+    let reply = rpc::call(&mut conn, "application", "which_applications", vec![], deadline)
+        .map_err(|e| unhealthy(e.to_string()))?;
+    let running =
+        running_apps(&reply).ok_or_else(|| unhealthy(format!("application:which_applications() answered {reply}")))?;
+    let missing: Vec<&str> =
+        args.apps.iter().map(String::as_str).filter(|app| !running.iter().any(|r| r == app)).collect();
+    if !missing.is_empty() {
+        return Err(unhealthy(format!(
+            "application{} {} not running (running: {})",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            if running.is_empty() { "none".to_string() } else { running.join(", ") }
+        )));
+    }
+    Ok(healthy(&target, &format!("rpc, {} running", args.apps.join(", ")), started))
+}
+
+/// `-v` says what was proven, and how long it took.
+fn healthy(target: &NodeName, proven: &str, started: Instant) -> Exit {
+    log::info!("{target} is healthy ({proven}) in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    Exit::Ok
+}
+
+/// The names in `[{App, Description, Version}]`.
+fn running_apps(reply: &Term) -> Option<Vec<String>> {
+    reply
+        .as_list()?
+        .iter()
+        .map(|app| match app {
+            Term::Tuple(fields) => fields.first()?.as_atom().map(str::to_string),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The node a boot with these options would name (no state file: the container's boot did not
+/// write one, or this runs elsewhere).
+fn derive_node(options: &Options, deadline: Instant) -> Result<NodeName, Fail> {
+    let cli = Cli {
+        options: options.clone(),
+        command: Some(Command::PrintEnv { format: EnvFormat::Shell, show_secrets: false }),
+        program: None,
+        probe: None,
+    };
+    let mut config = cli.into_config().map_err(|f| {
+        fail!(
+            Exit::Config,
+            "cannot tell which node to probe: no boot's state in {} and {:#}; give --node NAME",
+            options.runtime_dir.join(state::FILE_NAME).display(),
+            f.error
+        )
+    })?;
+    config.timeout = deadline.saturating_duration_since(Instant::now());
+    let ctx = crate::source::Context::new(&config, Instant::now());
+    let identity = crate::source::identify(&ctx)?;
+    let node = match identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname) {
+        Some(host) => format!("{}@{host}", config.node_basename),
+        None => crate::env::node_name(&config.node_basename, identity.ip),
+    };
+    NodeName::parse(&node).map_err(|why| fail!(Exit::Config, "{why}"))
+}
+
+fn resolve(host: &str, options: &Options, deadline: Instant) -> Result<IpAddr, String> {
+    let found = crate::dns::host_addresses(host, options.dns_server, deadline).map_err(|miss| match miss {
+        crate::dns::Miss::NoAddresses(why) => format!("cannot resolve {host}: {why}"),
+        crate::dns::Miss::Failed(e) => format!("cannot resolve {host}: {e:#}"),
+    })?;
+    // Erlang's inet_tcp asks for IPv4: prefer it, as a node named by host would be reached.
+    found.iter().find(|ip| ip.is_ipv4()).or(found.first()).copied().ok_or_else(|| format!("cannot resolve {host}"))
+}
+
+/// The cookie, in the order Erlang's own tools and a release would find it: the probe's
+/// `--cookie-file`, the boot's (`--cookie-file`/`RANCHER_BOOT_COOKIE_FILE`, or the one the state
+/// records), `RELEASE_COOKIE`, a mix release's `releases/COOKIE`, then `$HOME/.erlang.cookie`.
+fn find_cookie(own: Option<&Path>, options: &Options, state: Option<&State>) -> Result<String, Fail> {
+    if let Some(path) = own.or(options.cookie_file.as_deref()) {
+        return cookie::read_cookie(path);
+    }
+    if let Some(CookieSource::File(path)) = state.map(|s| &s.cookie) {
+        return cookie::read_cookie(path);
+    }
+    if let Some(value) = std::env::var_os("RELEASE_COOKIE") {
+        return cookie::check_cookie(value.as_encoded_bytes())
+            .map_err(|why| fail!(Exit::Config, "RELEASE_COOKIE: {why}"));
+    }
+    if let Some(CookieSource::Release(path)) = state.map(|s| &s.cookie) {
+        return cookie::read_cookie(path);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let path = home.join(".erlang.cookie");
+    if path.exists() {
+        return cookie::read_cookie(&path);
+    }
+    Err(Fail::new(
+        Exit::Config,
+        anyhow!(
+            "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
+             (--level epmd needs none)",
+            path.display()
+        ),
+    ))
+}

@@ -1,0 +1,233 @@
+//! What the boot chose, remembered in `RUNTIME_DIR/state.json` for the commands that run later
+//! in the same container (`probe`, `print-env`, `peers`, passthrough such as `remote_console`),
+//! so that they name the same node when metadata or DNS is gone, and cost no look-up.
+//!
+//! The file is one JSON object (format in the README's "State file"); it never holds the cookie,
+//! only where the cookie comes from. It is written at the hand-over, atomically, and read only
+//! while the boot's process lives: it records the boot's pid and that process's start time
+//! (`/proc/PID/stat`), which stay the release's after the exec (or rancher-boot's own as PID 1
+//! with `--init`). A state left by a container's earlier run, or by another boot on a laptop,
+//! names a process that is gone and is passed over: the commands then derive the identity as a
+//! boot would.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::source::{Identity, Platform};
+
+pub const FILE_NAME: &str = "state.json";
+const VERSION: u64 = 1;
+
+/// Where the cookie the boot handed over comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CookieSource {
+    /// `--cookie-file`: the path, read again by whoever needs it.
+    File(PathBuf),
+    /// `RELEASE_COOKIE` in the environment the boot inherited.
+    Environment,
+    /// A mix release's own `releases/COOKIE`, which its start script reads.
+    Release(PathBuf),
+    /// None given: Erlang reads `$HOME/.erlang.cookie` (or makes one).
+    Home,
+}
+
+/// The boot's choices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub pid: i32,
+    pub start_time: u64,
+    pub identity: Identity,
+    /// The node's full name, as exported in `NODE_NAME`.
+    pub node: String,
+    /// With `--name-by hostname`: the FQDN in the node name.
+    pub name_host: Option<String>,
+    /// The `ERL_AFLAGS` handed over (`-proto_dist inet6_tcp` on Fly), when any.
+    pub erl_aflags: Option<String>,
+    pub cookie: CookieSource,
+}
+
+impl State {
+    /// The node name's part before the `@`.
+    pub fn basename(&self) -> Option<String> {
+        self.node.split_once('@').map(|(name, _)| name.to_string())
+    }
+
+    pub fn to_json(&self) -> String {
+        let id = &self.identity;
+        let (cookie, cookie_path) = match &self.cookie {
+            CookieSource::File(path) => ("file", Some(path)),
+            CookieSource::Environment => ("env", None),
+            CookieSource::Release(path) => ("release", Some(path)),
+            CookieSource::Home => ("home", None),
+        };
+        let long = self.node.split_once('@').is_some_and(|(_, host)| host.contains('.') || host.contains(':'));
+        let value = json!({
+            "version": VERSION,
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "node": self.node,
+            "names": if long { "longnames" } else { "shortnames" },
+            "name_host": self.name_host,
+            "ip": crate::erl::ntoa(id.ip),
+            "platform": id.platform.name(),
+            "service": id.service,
+            "peer_query": id.peer_query,
+            "host_name": id.host_name,
+            "evidence": id.evidence,
+            "extras": id.extras.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            "erl_aflags": self.erl_aflags,
+            "cookie": cookie,
+            "cookie_path": cookie_path.map(|p| p.display().to_string()),
+        });
+        format!("{value:#}\n")
+    }
+
+    pub fn from_json(text: &str) -> Result<State, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let str_of = |key: &str| v.get(key).and_then(Value::as_str).ok_or_else(|| format!("no {key:?}"));
+        let opt = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+        if v.get("version").and_then(Value::as_u64) != Some(VERSION) {
+            return Err(format!("not version {VERSION}"));
+        }
+        let platform = platform_named(str_of("platform")?).ok_or("unknown platform")?;
+        let ip: IpAddr = str_of("ip")?.parse().map_err(|_| "ip is not an address")?;
+        let extras = v
+            .get("extras")
+            .and_then(Value::as_array)
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .filter_map(|pair| {
+                        let name = EXTRAS.iter().find(|n| pair.get(0).and_then(Value::as_str) == Some(**n))?;
+                        Some((*name, pair.get(1)?.as_str()?.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let path = || opt("cookie_path").map(PathBuf::from).ok_or("no cookie_path");
+        let cookie = match str_of("cookie")? {
+            "file" => CookieSource::File(path()?),
+            "release" => CookieSource::Release(path()?),
+            "env" => CookieSource::Environment,
+            _ => CookieSource::Home,
+        };
+        Ok(State {
+            pid: v.get("pid").and_then(Value::as_i64).and_then(|p| i32::try_from(p).ok()).ok_or("no pid")?,
+            start_time: v.get("start_time").and_then(Value::as_u64).ok_or("no start_time")?,
+            identity: Identity {
+                platform,
+                ip,
+                service: str_of("service")?.to_string(),
+                peer_query: opt("peer_query"),
+                host_name: opt("host_name"),
+                extras,
+                evidence: str_of("evidence")?.to_string(),
+            },
+            node: str_of("node")?.to_string(),
+            name_host: opt("name_host"),
+            erl_aflags: opt("erl_aflags"),
+            cookie,
+        })
+    }
+}
+
+/// The exports a source may add, by name (the state stores them as text).
+const EXTRAS: [&str; 2] = ["STACK_NAME", "CONTAINER_NAME"];
+
+fn platform_named(name: &str) -> Option<Platform> {
+    use Platform::*;
+    [Rancher, Kubernetes, Ecs, Nomad, Fly, Swarm, Compose, Local].into_iter().find(|p| p.name() == name)
+}
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The state of the boot whose process still runs; `None` when there is none (no file, another
+/// run's, unreadable), with the reason at `debug`.
+pub fn load_live(runtime_dir: &Path) -> Option<State> {
+    let path = runtime_dir.join(FILE_NAME);
+    let text = std::fs::read_to_string(&path).ok()?;
+    match State::from_json(&text) {
+        Ok(state) if start_time(state.pid) == Some(state.start_time) => {
+            log::debug!("{}: the boot's choices (pid {})", path.display(), state.pid);
+            Some(state)
+        }
+        Ok(state) => {
+            log::debug!("{}: passed over: process {} is not the boot that wrote it", path.display(), state.pid);
+            None
+        }
+        Err(why) => {
+            log::debug!("{}: passed over: {why}", path.display());
+            None
+        }
+    }
+}
+
+/// Writes the state of this process (the boot) atomically, readable by its owner only like the
+/// rest of the runtime dir.
+pub fn save(runtime_dir: &Path, mut state: State) -> anyhow::Result<()> {
+    state.pid = std::process::id() as i32;
+    state.start_time = start_time(state.pid).unwrap_or_default();
+    Ok(crate::template::write_atomic(&runtime_dir.join(FILE_NAME), state.to_json().as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State {
+            pid: 1,
+            start_time: 42,
+            identity: Identity {
+                platform: Platform::Swarm,
+                ip: "10.0.1.4".parse().unwrap(),
+                service: "hello".into(),
+                peer_query: Some("tasks.hello".into()),
+                host_name: None,
+                extras: vec![("STACK_NAME", "demo".into())],
+                evidence: "10.0.1.4 on eth1 is hello.1.x.net".into(),
+            },
+            node: "hello@10.0.1.4".into(),
+            name_host: None,
+            erl_aflags: None,
+            cookie: CookieSource::File("/run/secrets/cookie".into()),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_names_the_mode() {
+        let text = state().to_json();
+        assert!(text.contains("\"names\": \"longnames\""), "{text}");
+        assert_eq!(State::from_json(&text).unwrap(), state());
+        let home = State { cookie: CookieSource::Home, node: "rabbit@host".into(), ..state() };
+        assert!(home.to_json().contains("shortnames"));
+        assert_eq!(State::from_json(&home.to_json()).unwrap(), home);
+    }
+
+    #[test]
+    fn foreign_files_are_refused() {
+        assert!(State::from_json("{}").is_err());
+        assert!(State::from_json("not json").is_err());
+        assert!(State::from_json(&state().to_json().replace("\"version\": 1", "\"version\": 2")).is_err());
+    }
+
+    #[test]
+    fn a_state_is_live_only_while_its_process_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), state()).unwrap();
+        let live = load_live(dir.path()).expect("our own process runs");
+        assert_eq!(live.pid, std::process::id() as i32);
+        let mut stale = live;
+        stale.start_time += 1;
+        std::fs::write(dir.path().join(FILE_NAME), stale.to_json()).unwrap();
+        assert!(load_live(dir.path()).is_none());
+    }
+}
