@@ -1,4 +1,5 @@
-//! The Erlang cookie from a secret file (`--cookie-file`, e.g. a Docker secret in /run/secrets).
+//! The Erlang cookie from a secret file (`--cookie-file`, e.g. a Docker secret in /run/secrets),
+//! and, for the commands that speak to a node (`probe`, `doctor`), where else to find it.
 //!
 //! The cookie is a secret: no error message, log line or debug output ever holds it or any part
 //! of it. One trailing newline is trimmed (editors and `echo` add one); anything else that is not
@@ -6,11 +7,13 @@
 //! (`-setcookie ${RELEASE_COOKIE}`) where it would split an argument or start a comment.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
 use crate::exit::{Exit, Fail};
+use crate::fail;
+use crate::state::{CookieSource, State};
 
 /// Erlang itself accepts cookies up to 255 characters.
 const MAX_LEN: usize = 255;
@@ -54,6 +57,39 @@ pub fn check_cookie(bytes: &[u8]) -> Result<String, String> {
     }
     // Only ASCII graphic bytes are left, so this is valid UTF-8.
     Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The cookie and where it came from, in the order Erlang's own tools and a release would find
+/// it: `own` (a `--cookie-file`), the boot's (`--cookie-file`/`RANCHER_BOOT_COOKIE_FILE`, or the one the state
+/// records), `RELEASE_COOKIE`, a mix release's `releases/COOKIE`, then `$HOME/.erlang.cookie`.
+pub fn find(own: Option<&Path>, state: Option<&State>) -> Result<(String, String), Fail> {
+    if let Some(path) = own {
+        return Ok((read_cookie(path)?, path.display().to_string()));
+    }
+    if let Some(CookieSource::File(path)) = state.map(|s| &s.cookie) {
+        return Ok((read_cookie(path)?, format!("{} (the boot's)", path.display())));
+    }
+    if let Some(value) = std::env::var_os("RELEASE_COOKIE") {
+        let cookie =
+            check_cookie(value.as_encoded_bytes()).map_err(|why| fail!(Exit::Config, "RELEASE_COOKIE: {why}"))?;
+        return Ok((cookie, "RELEASE_COOKIE".to_string()));
+    }
+    if let Some(CookieSource::Release(path)) = state.map(|s| &s.cookie) {
+        return Ok((read_cookie(path)?, path.display().to_string()));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let path = home.join(".erlang.cookie");
+    if path.exists() {
+        return Ok((read_cookie(&path)?, path.display().to_string()));
+    }
+    Err(Fail::new(
+        Exit::Config,
+        anyhow!(
+            "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
+             (--level epmd needs none)",
+            path.display()
+        ),
+    ))
 }
 
 #[cfg(test)]

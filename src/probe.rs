@@ -13,17 +13,13 @@
 //! cannot be known.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::anyhow;
-
-use crate::cli::{Cli, Command, EnvFormat, NameBy, Options, ProbeArgs, ProbeLevel};
+use crate::cli::{Options, ProbeArgs, ProbeLevel};
 use crate::dist::term::Term;
 use crate::dist::{self, NodeName, epmd, handshake, rpc};
 use crate::exit::{Exit, Fail};
-use crate::state::{self, CookieSource, State};
-use crate::{cookie, fail};
+use crate::{cookie, fail, state};
 
 /// Runs the probe: `Ok(Exit::Ok)` when healthy; `Exit::Unhealthy` (with the reason) when not.
 pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit, Fail> {
@@ -35,23 +31,21 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
     }
 
     // 1. Which node.
-    let state = state::load_live(&options.runtime_dir);
     let (target, state) = match &args.node {
         Some(name) => {
             let target = NodeName::parse(name).map_err(|why| fail!(Exit::Usage, "--node: {why}"))?;
             // The boot's state speaks for this node only.
-            (target.clone(), state.filter(|s| s.node == target.to_string()))
+            (target.clone(), state::load_live(&options.runtime_dir).filter(|s| s.node == target.to_string()))
         }
-        None => match state {
-            Some(state) => {
-                (NodeName::parse(&state.node).map_err(|why| fail!(Exit::Config, "state file: {why}"))?, Some(state))
-            }
-            None => (derive_node(options, deadline)?, None),
-        },
+        None => {
+            let this = state::this_node(options, deadline)?;
+            (NodeName::parse(&this.node).map_err(|why| fail!(Exit::Config, "{why}"))?, this.state)
+        }
     };
     let unhealthy = |why: String| fail!(Exit::Unhealthy, "{target}: {why}");
     let cookie = if level > ProbeLevel::Epmd {
-        Some(find_cookie(args.cookie_file.as_deref(), options, state.as_ref())?)
+        let own = args.cookie_file.as_deref().or(options.cookie_file.as_deref());
+        Some(cookie::find(own, state.as_ref())?.0)
     } else {
         None
     };
@@ -136,33 +130,6 @@ fn running_apps(reply: &Term) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The node a boot with these options would name (no state file: the container's boot did not
-/// write one, or this runs elsewhere).
-fn derive_node(options: &Options, deadline: Instant) -> Result<NodeName, Fail> {
-    let cli = Cli {
-        options: options.clone(),
-        command: Some(Command::PrintEnv { format: EnvFormat::Shell, show_secrets: false }),
-        program: None,
-        probe: None,
-    };
-    let mut config = cli.into_config().map_err(|f| {
-        fail!(
-            Exit::Config,
-            "cannot tell which node to probe: no boot's state in {} and {:#}; give --node NAME",
-            options.runtime_dir.join(state::FILE_NAME).display(),
-            f.error
-        )
-    })?;
-    config.timeout = deadline.saturating_duration_since(Instant::now());
-    let ctx = crate::source::Context::new(&config, Instant::now());
-    let identity = crate::source::identify(&ctx)?;
-    let node = match identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname) {
-        Some(host) => format!("{}@{host}", config.node_basename),
-        None => crate::env::node_name(&config.node_basename, identity.ip),
-    };
-    NodeName::parse(&node).map_err(|why| fail!(Exit::Config, "{why}"))
-}
-
 fn resolve(host: &str, options: &Options, deadline: Instant) -> Result<IpAddr, String> {
     let found = crate::dns::host_addresses(host, options.dns_server, deadline).map_err(|miss| match miss {
         crate::dns::Miss::NoAddresses(why) => format!("cannot resolve {host}: {why}"),
@@ -170,36 +137,4 @@ fn resolve(host: &str, options: &Options, deadline: Instant) -> Result<IpAddr, S
     })?;
     // Erlang's inet_tcp asks for IPv4: prefer it, as a node named by host would be reached.
     found.iter().find(|ip| ip.is_ipv4()).or(found.first()).copied().ok_or_else(|| format!("cannot resolve {host}"))
-}
-
-/// The cookie, in the order Erlang's own tools and a release would find it: the probe's
-/// `--cookie-file`, the boot's (`--cookie-file`/`RANCHER_BOOT_COOKIE_FILE`, or the one the state
-/// records), `RELEASE_COOKIE`, a mix release's `releases/COOKIE`, then `$HOME/.erlang.cookie`.
-fn find_cookie(own: Option<&Path>, options: &Options, state: Option<&State>) -> Result<String, Fail> {
-    if let Some(path) = own.or(options.cookie_file.as_deref()) {
-        return cookie::read_cookie(path);
-    }
-    if let Some(CookieSource::File(path)) = state.map(|s| &s.cookie) {
-        return cookie::read_cookie(path);
-    }
-    if let Some(value) = std::env::var_os("RELEASE_COOKIE") {
-        return cookie::check_cookie(value.as_encoded_bytes())
-            .map_err(|why| fail!(Exit::Config, "RELEASE_COOKIE: {why}"));
-    }
-    if let Some(CookieSource::Release(path)) = state.map(|s| &s.cookie) {
-        return cookie::read_cookie(path);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
-    let path = home.join(".erlang.cookie");
-    if path.exists() {
-        return cookie::read_cookie(&path);
-    }
-    Err(Fail::new(
-        Exit::Config,
-        anyhow!(
-            "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
-             (--level epmd needs none)",
-            path.display()
-        ),
-    ))
 }

@@ -12,9 +12,13 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::cli::{Cli, Command, Config, EnvFormat, NameBy, Options};
+use crate::exit::{Exit, Fail};
+use crate::fail;
 use crate::source::{Identity, Platform};
 
 pub const FILE_NAME: &str = "state.json";
@@ -168,6 +172,48 @@ pub fn load_live(runtime_dir: &Path) -> Option<State> {
             None
         }
     }
+}
+
+/// This container's node, for the commands that run beside it (`probe`, `doctor`).
+#[derive(Debug)]
+pub struct ThisNode {
+    /// The checked options, as `print-env` would take them.
+    pub config: Config,
+    pub identity: Identity,
+    /// The full node name.
+    pub node: String,
+    /// The boot's state, when it was read from there.
+    pub state: Option<State>,
+}
+
+/// What the boot chose (its live state), else what a boot with these options would choose,
+/// before `deadline`.
+pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail> {
+    let cli = Cli {
+        options: options.clone(),
+        command: Some(Command::PrintEnv { format: EnvFormat::Shell, show_secrets: false }),
+        program: None,
+        probe: None,
+    };
+    let mut config = cli.into_config().map_err(|f| {
+        fail!(
+            Exit::Config,
+            "cannot tell which node this is: no boot runs with its state in {} and {:#}; give --node NAME",
+            options.runtime_dir.join(FILE_NAME).display(),
+            f.error
+        )
+    })?;
+    if let Some(state) = load_live(&config.runtime_dir) {
+        return Ok(ThisNode { config, identity: state.identity.clone(), node: state.node.clone(), state: Some(state) });
+    }
+    config.timeout = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
+    let ctx = crate::source::Context::new(&config, Instant::now());
+    let identity = crate::source::identify(&ctx)?;
+    let node = match identity.host_name.as_deref().filter(|_| config.name_by == NameBy::Hostname) {
+        Some(host) => format!("{}@{host}", config.node_basename),
+        None => crate::env::node_name(&config.node_basename, identity.ip),
+    };
+    Ok(ThisNode { config, identity, node, state: None })
 }
 
 /// Writes the state of this process (the boot) atomically, readable by its owner only like the
