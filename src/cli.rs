@@ -30,7 +30,8 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
        rancher-boot [OPTIONS] ARGS...          (passthrough: exec --app ARGS...)
        rancher-boot [OPTIONS] print-env [--format shell|dotenv|json] [--show-secrets]
        rancher-boot [OPTIONS] peers [--format plain|json]
-       rancher-boot [OPTIONS] probe [--node NAME] [--level epmd|connect|rpc] [--app APP]... [--timeout DUR]";
+       rancher-boot [OPTIONS] probe [--node NAME] [--level epmd|connect|rpc] [--app APP]... [--timeout DUR]
+       rancher-boot [OPTIONS] doctor [--json] [--timeout DUR]";
 
 /// Boot an Erlang/Elixir release with the identity its platform gives it.
 ///
@@ -60,9 +61,57 @@ pub struct Cli {
     #[arg(skip)]
     pub program: Option<Vec<OsString>>,
 
-    /// `probe` and its own options: what follows the word `probe` (see [`Cli::parse_args`]).
+    /// `probe` or `doctor` and its own options: what follows the word (see [`Cli::parse_args`]).
     #[arg(skip)]
-    pub probe: Option<ProbeArgs>,
+    pub tool: Option<Tool>,
+}
+
+/// The commands that speak to running nodes, each with options of its own.
+#[derive(Debug)]
+pub enum Tool {
+    Probe(ProbeArgs),
+    Doctor(DoctorArgs),
+}
+
+impl Tool {
+    /// `-v`/`-q` given after the word.
+    fn verbosity(&self) -> (u8, u8) {
+        match self {
+            Tool::Probe(p) => (p.verbose, p.quiet),
+            Tool::Doctor(d) => (d.verbose, d.quiet),
+        }
+    }
+}
+
+/// When nodes don't connect: which link is broken, from both sides.
+///
+/// Checks this node (identity and evidence, names, interfaces, distribution flags, the cookie's
+/// source, its own VM at EPMD) and then every peer side by side: EPMD, the name registered, TCP
+/// to its port, the handshake, and whether the peer reaches this node back. One line per peer
+/// with a verdict and the fix. Exit 0 when all is well, 1 otherwise; 64 usage; 78 configuration.
+/// The boot's options go before the word `doctor`; it changes nothing on any node.
+#[derive(Debug, Parser)]
+#[command(name = "rancher-boot doctor", version)]
+pub struct DoctorArgs {
+    /// The same facts as one JSON object, for scripts
+    #[arg(long)]
+    pub json: bool,
+
+    /// Deadline for the whole run, however many peers
+    #[arg(long, env = "RANCHER_BOOT_DOCTOR_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Read the cookie from this file [default: as probe finds it]
+    #[arg(long, value_name = "PATH")]
+    pub cookie_file: Option<PathBuf>,
+
+    /// More log output (repeat for more)
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (repeat for less)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
 }
 
 /// Is the node healthy? Asks its EPMD, completes the handshake, calls it through `rex`.
@@ -358,17 +407,18 @@ pub struct Config {
     pub dry_run: bool,
 }
 
-/// The log filter: `-v`/`-q` (before or after `probe`) win over RANCHER_BOOT_LOG. A probe logs
-/// warnings and errors by default: its verdict is its own line, and a health check's output
-/// is read by people only when it fails.
-pub fn log_filter(options: &Options, probe: Option<&ProbeArgs>) -> String {
+/// The log filter: `-v`/`-q` (before or after `probe`/`doctor`) win over RANCHER_BOOT_LOG. Those
+/// two log warnings and errors by default: their verdict is their own output, and a health
+/// check's output is read by people only when it fails.
+pub fn log_filter(options: &Options, tool: Option<&Tool>) -> String {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    let verbose = options.verbose + probe.map_or(0, |p| p.verbose);
-    let quiet = options.quiet + probe.map_or(0, |p| p.quiet);
-    if verbose == 0 && quiet == 0 && probe.is_none() {
+    let (tool_verbose, tool_quiet) = tool.map_or((0, 0), Tool::verbosity);
+    let verbose = options.verbose + tool_verbose;
+    let quiet = options.quiet + tool_quiet;
+    if verbose == 0 && quiet == 0 && tool.is_none() {
         return options.log.clone();
     }
-    let base = if probe.is_some() { 2 } else { 3 };
+    let base = if tool.is_some() { 2 } else { 3 };
     let level = (base + i32::from(verbose) - i32::from(quiet)).clamp(0, 5);
     LEVELS[level as usize].to_string()
 }
@@ -414,18 +464,23 @@ impl Cli {
             }
         }
         let Some(split) = split else {
-            if argv.get(i).is_some_and(|word| word == "probe") {
-                // `probe` has options of its own, two of them named like the boot's: the words
-                // before it are the boot's options (to derive the identity), those after it its own.
+            if argv.get(i).is_some_and(|word| word == "probe" || word == "doctor") {
+                // `probe` and `doctor` have options of their own, some named like the boot's: the
+                // words before the command are the boot's options (to derive the identity), those
+                // after it its own.
                 let mut argv = argv;
                 let words = argv.split_off(i);
                 let matches = options_only.try_get_matches_from(argv)?;
-                let probe = ProbeArgs::try_parse_from(words)?;
+                let tool = if words[0] == "probe" {
+                    Tool::Probe(ProbeArgs::try_parse_from(words)?)
+                } else {
+                    Tool::Doctor(DoctorArgs::try_parse_from(words)?)
+                };
                 return Ok(Cli {
                     options: Options::from_arg_matches(&matches)?,
                     command: None,
                     program: None,
-                    probe: Some(probe),
+                    tool: Some(tool),
                 });
             }
             let matches = Cli::command().try_get_matches_from(argv)?;
@@ -435,7 +490,7 @@ impl Cli {
         let program = argv.split_off(split + 1);
         argv.truncate(split);
         let matches = options_only.try_get_matches_from(argv)?;
-        Ok(Cli { options: Options::from_arg_matches(&matches)?, command: None, program: Some(program), probe: None })
+        Ok(Cli { options: Options::from_arg_matches(&matches)?, command: None, program: Some(program), tool: None })
     }
 
     /// Checks the raw flags and turns them into a [`Config`].
@@ -830,8 +885,8 @@ pub(crate) mod tests {
         assert_eq!(log_filter(&cli(&["rancher-boot", "-q", "--", "x"]).options, None), "warn");
         assert_eq!(log_filter(&cli(&["rancher-boot", "--", "x"]).options, None), "info");
         let probe = cli(&["rancher-boot", "-v", "probe", "-v"]);
-        assert_eq!(log_filter(&probe.options, probe.probe.as_ref()), "debug");
+        assert_eq!(log_filter(&probe.options, probe.tool.as_ref()), "debug");
         let probe = cli(&["rancher-boot", "probe"]);
-        assert_eq!(log_filter(&probe.options, probe.probe.as_ref()), "warn");
+        assert_eq!(log_filter(&probe.options, probe.tool.as_ref()), "warn");
     }
 }

@@ -10,6 +10,7 @@ pub mod cookie;
 pub mod discovery;
 pub mod dist;
 pub mod dns;
+pub mod doctor;
 pub mod env;
 pub mod erl;
 pub mod exec;

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::error::ErrorKind;
+use rancher_boot::cli::Tool;
 use rancher_boot::cli::{Cli, log_filter};
 use rancher_boot::exit::Exit;
-use rancher_boot::{boot, exec, probe};
+use rancher_boot::{boot, doctor, exec, probe};
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -24,10 +25,11 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(&log_filter(&cli.options, cli.probe.as_ref()));
+    init_logging(&log_filter(&cli.options, cli.tool.as_ref()));
 
-    let result = match cli.probe.take() {
-        Some(args) => probe::run(&cli.options, &args, started),
+    let result = match cli.tool.take() {
+        Some(Tool::Probe(args)) => probe::run(&cli.options, &args, started),
+        Some(Tool::Doctor(args)) => doctor::run(&cli.options, &args, started),
         None => cli.into_config().and_then(|config| boot::run(config, started)),
     };
     match result {

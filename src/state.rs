@@ -193,7 +193,7 @@ pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail>
         options: options.clone(),
         command: Some(Command::PrintEnv { format: EnvFormat::Shell, show_secrets: false }),
         program: None,
-        probe: None,
+        tool: None,
     };
     let mut config = cli.into_config().map_err(|f| {
         fail!(

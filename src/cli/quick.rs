@@ -164,7 +164,7 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
     if options.verbose > 0 && options.quiet > 0 {
         return None; // clap's conflict error
     }
-    Some(Cli { options, command: None, program: Some(argv[split + 1..].to_vec()), probe: None })
+    Some(Cli { options, command: None, program: Some(argv[split + 1..].to_vec()), tool: None })
 }
 
 /// clap's `BoolishValueParser` words, in the lower case that users write; clap takes the rest.

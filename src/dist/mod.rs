@@ -77,6 +77,8 @@ pub enum Step {
 pub enum Failure {
     Refused,
     TimedOut,
+    /// No host answers at the address (no route, or no reply to ARP/neighbour discovery).
+    Unreachable,
     /// EPMD answered that the name is not registered.
     NotRegistered,
     /// The peer closed the connection right after our challenge reply: the cookies differ.
@@ -98,6 +100,7 @@ impl Failure {
         match error.kind() {
             io::ErrorKind::ConnectionRefused => Failure::Refused,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::TimedOut,
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => Failure::Unreachable,
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
                 Failure::Closed
             }
@@ -137,6 +140,7 @@ impl fmt::Display for Error {
             }
             Failure::Refused => write!(f, "{at} refused the connection"),
             Failure::TimedOut => write!(f, "{at} timed out"),
+            Failure::Unreachable => write!(f, "{at} is unreachable: no host answers at that address"),
             Failure::NotRegistered => write!(f, "not registered at {at}"),
             Failure::Cookie => write!(f, "{at} was dropped after our digest: the cookie differs"),
             Failure::Status(status) => write!(f, "{at} was refused by the node: {status}"),

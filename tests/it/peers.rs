@@ -92,7 +92,7 @@ impl Dnsmasq {
     }
 
     /// Replaces the hosts file and waits until `name` answers with `count` A records.
-    fn set_hosts(&self, hosts: &str, name: &str, count: u16) {
+    pub(crate) fn set_hosts(&self, hosts: &str, name: &str, count: u16) {
         let next = self.hosts.with_extension("next");
         fs::write(&next, hosts).expect("write hosts file");
         fs::rename(&next, &self.hosts).expect("replace hosts file");

@@ -5,6 +5,7 @@
 
 pub mod dns;
 pub mod fake_dist;
+pub mod lan;
 pub mod vm;
 
 use std::fs::{self, File};

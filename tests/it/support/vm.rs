@@ -37,10 +37,29 @@ impl Vm {
     }
 
     fn start(node: &str, flag: &str, dir: &Path, eval: &str) -> Vm {
+        Vm::start_with(Command::new("erl"), node, flag, COOKIE, &[], dir, eval)
+    }
+
+    /// `erl` run by `command` (`ip netns exec NS erl`, say) as `-name node`, with `cookie` and
+    /// `extra` arguments.
+    pub fn in_command(command: Command, node: &str, cookie: &str, extra: &[&str], dir: &Path) -> Vm {
+        Vm::start_with(command, node, "-name", cookie, extra, dir, "ok")
+    }
+
+    fn start_with(
+        mut command: Command,
+        node: &str,
+        flag: &str,
+        cookie: &str,
+        extra: &[&str],
+        dir: &Path,
+        eval: &str,
+    ) -> Vm {
         let stdout = dir.join(format!("{}.out", node.replace('@', "_")));
-        let mut command = Command::new("erl");
         command
-            .args(["-noshell", flag, node, "-setcookie", COOKIE, "-eval"])
+            .args(["-noshell", flag, node, "-setcookie", cookie])
+            .args(extra)
+            .arg("-eval")
             .arg(format!("{eval}, io:format(\"vm-ready~n\"), receive after infinity -> ok end."))
             .env_remove("ERL_EPMD_PORT")
             .stdin(Stdio::null())
