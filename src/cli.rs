@@ -296,9 +296,33 @@ pub struct Config {
     pub dry_run: bool,
 }
 
+/// env_logger's levels, quietest first.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter in env_logger's syntax: comma-separated `level` or `module=level` directives
+/// (an optional `/regex` after them). env_logger reads a bare word that is no level as a module
+/// name, so `warning` would silently show nothing of ours: refused, naming the levels.
+pub fn check_log_filter(filter: &str) -> anyhow::Result<()> {
+    let directives = filter.split_once('/').map_or(filter, |(directives, _)| directives);
+    let is_level = |word: &str| LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word.trim()));
+    for directive in directives.split(',').filter(|d| !d.trim().is_empty()) {
+        let ok = match directive.split_once('=') {
+            Some((module, level)) => !module.trim().is_empty() && is_level(level),
+            None => is_level(directive),
+        };
+        if !ok {
+            anyhow::bail!(
+                "--log (RANCHER_BOOT_LOG) {filter:?}: {:?} is not a level (one of {}; or module=level)",
+                directive.trim(),
+                LEVELS.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The log filter: `-v`/`-q` win over RANCHER_BOOT_LOG.
 pub fn log_filter(options: &Options) -> String {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     if options.verbose == 0 && options.quiet == 0 {
         return options.log.clone();
     }
@@ -417,6 +441,20 @@ impl Cli {
         if o.timeout.is_zero() {
             return Err(fail!(Exit::Usage, "--timeout must be greater than zero"));
         }
+        // Checked here, before any waiting: a typo must not cost a --timeout of metadata first.
+        if let Some(query) = &o.peer_query {
+            crate::dns::QueryName::parse(query)
+                .map_err(|e| Fail::new(Exit::Usage, e.context("--peer-query (RANCHER_BOOT_PEER_QUERY)")))?;
+        }
+        if o.wait_peers > 0 && o.peers == PeerMode::None {
+            return Err(fail!(
+                Exit::Usage,
+                "--wait-peers {} waits for peers that --peers none never looks for; drop one of them \
+                 (RANCHER_BOOT_WAIT_PEERS, RANCHER_BOOT_PEERS)",
+                o.wait_peers
+            ));
+        }
+        check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
         let metadata_url = check_metadata_url(&o.metadata_url)?;
 
         let mut templates = Vec::new();

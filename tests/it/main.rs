@@ -17,3 +17,4 @@ mod secrets;
 mod sources;
 mod support;
 mod templates;
+mod usage;
