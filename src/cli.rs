@@ -12,7 +12,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::{Exit, Fail};
@@ -139,11 +138,11 @@ pub struct Options {
     pub cookie_file: Option<PathBuf>,
 
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
-    #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
     pub init: bool,
 
     /// Do everything but the exec: print rendered files and the command instead
-    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = parse_boolish, global = true)]
     pub dry_run: bool,
 
     /// More log output (repeat for more)
@@ -294,6 +293,44 @@ pub struct Config {
     pub cookie_file: Option<PathBuf>,
     pub init: bool,
     pub dry_run: bool,
+}
+
+/// clap's error as rancher-boot prints every error: `rancher-boot: error: ...`. A bad value that
+/// came from an option's variable (the flag is not on the command line) is named by the
+/// variable the user set, not by the flag they did not type.
+pub fn describe_clap_error(error: &clap::Error, argv: &[OsString]) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut text = error.to_string();
+    if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+        && let Some(long) = arg.strip_prefix("--").map(|a| a.split([' ', '=']).next().unwrap_or(a))
+    {
+        let options = Options::augment_args(clap::Command::new("rancher-boot"));
+        let flag = format!("--{long}");
+        let on_command_line = argv
+            .iter()
+            .skip(1)
+            .take_while(|word| *word != "--")
+            .filter_map(|word| word.to_str())
+            .any(|word| word == flag || word.starts_with(&format!("{flag}=")));
+        let env = options.get_arguments().find(|a| a.get_long() == Some(long)).and_then(|a| a.get_env());
+        if let (false, Some(env)) = (on_command_line, env) {
+            text =
+                text.replacen(&format!("'{arg}'"), &format!("{} (the variable of {flag})", env.to_string_lossy()), 1);
+        }
+    }
+    match text.strip_prefix("error: ") {
+        Some(rest) => format!("rancher-boot: error: {rest}"),
+        None => format!("rancher-boot: error: {text}"),
+    }
+}
+
+/// clap's boolean words (`BoolishValueParser`'s), with an error that lists them.
+fn parse_boolish(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "y" | "yes" | "t" | "true" | "on" | "1" => Ok(true),
+        "n" | "no" | "f" | "false" | "off" | "0" => Ok(false),
+        _ => Err("not a boolean (use 1/0, true/false, yes/no or on/off)".to_string()),
+    }
 }
 
 /// env_logger's levels, quietest first.

@@ -142,25 +142,32 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
         None => candidates(local::addresses()?),
     };
     let what = want.map_or("swarm or compose", Platform::name);
-    let attempt = |end: Instant| -> Result<Option<Vec<Hit>>, AttemptError> { ask(&candidates, server, &shown, end) };
+    let attempt = |end: Instant| -> Result<Looked, AttemptError> { ask(&candidates, server, &shown, end) };
 
     let hits = match bound {
         Bound::Auto => {
             let end = (Instant::now() + AUTO_BOUND).min(ctx.deadline);
             wait::within(what, end, || attempt(end)).unwrap_or_else(|e| {
                 log::debug!("not swarm or compose after {AUTO_BOUND:?}: {e}");
-                None
+                Looked::default()
             })
         }
         Bound::Deadline => retry(what, ctx.started, ctx.deadline, |_| attempt(ctx.deadline))
             .map_err(|fail| nothing_found(what, &fail.error.to_string()))?,
     };
-    let Some(hits) = hits.filter(|hits| !hits.is_empty()) else {
+    let Looked { hits, seen } = hits;
+    if hits.is_empty() {
         return match want {
-            Some(_) => Err(nothing_found(what, &format!("no local address has a PTR record of the shape at {shown}"))),
+            Some(_) => Err(nothing_found(
+                what,
+                &format!(
+                    "no local address has a PTR record of a {what} name at {shown} (found: {})",
+                    if seen.is_empty() { "no address to ask".to_string() } else { seen.join(", ") }
+                ),
+            )),
             None => Ok(None),
         };
-    };
+    }
     let hit = choose(hits, server, ctx)?;
     if let Some(want) = want
         && want != hit.named.platform
@@ -204,20 +211,27 @@ pub fn identify_as(ctx: &Context<'_>, platform: Platform) -> Result<Identity, Fa
 fn nothing_found(what: &str, why: &str) -> Fail {
     Fail::new(
         Exit::Config,
-        anyhow!("--source {what}: cannot tell the node's address: {why}; set --ip (RANCHER_BOOT_IP) and --service"),
+        anyhow!(
+            "--source {what}: cannot tell the node's address: {why}; set --ip (RANCHER_BOOT_IP) and --service, \
+             or, if this is no {what} container, --source auto"
+        ),
     )
 }
 
-/// One round of PTR look-ups. `Ok(Some(hits))`: at least one address of the shapes;
-/// `Ok(None)`: every address has a PTR and none of the shapes (or there is no address), a
-/// definite answer; `Err`: some address had no answer yet (ask again).
-fn ask(
-    candidates: &[Address],
-    server: Option<SocketAddr>,
-    shown: &str,
-    end: Instant,
-) -> Result<Option<Vec<Hit>>, AttemptError> {
+/// One round's answer: the addresses of the shapes, and what every other address is called.
+#[derive(Debug, Default)]
+struct Looked {
+    hits: Vec<Hit>,
+    /// `10.0.1.4 on eth1 is web.net`, for the message when nothing has the shapes.
+    seen: Vec<String>,
+}
+
+/// One round of PTR look-ups. `Ok` with hits: at least one address of the shapes; `Ok` without:
+/// every address has a PTR and none of the shapes (or there is no address), a definite answer;
+/// `Err`: some address had no answer yet (ask again).
+fn ask(candidates: &[Address], server: Option<SocketAddr>, shown: &str, end: Instant) -> Result<Looked, AttemptError> {
     let mut hits = Vec::new();
+    let mut seen = Vec::new();
     let mut missing = Vec::new();
     for address in candidates {
         // Docker answers its own records at once; an address it does not know (ingress,
@@ -225,11 +239,14 @@ fn ask(
         match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
             Ok(Some(ptr)) => match classify(&ptr) {
                 Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
-                None => log::debug!(
-                    "{} on {} is {ptr}: not a swarm task's or a compose container's name",
-                    address.ip,
-                    address.interface
-                ),
+                None => {
+                    log::debug!(
+                        "{} on {} is {ptr}: not a swarm task's or a compose container's name",
+                        address.ip,
+                        address.interface
+                    );
+                    seen.push(format!("{} on {} is {ptr}", address.ip, address.interface));
+                }
             },
             Ok(None) => missing.push(format!("{} on {}", address.ip, address.interface)),
             Err(dns::Miss::NoAddresses(why)) => {
@@ -238,11 +255,8 @@ fn ask(
             Err(dns::Miss::Failed(e)) => missing.push(format!("{} on {} ({e:#})", address.ip, address.interface)),
         }
     }
-    if !hits.is_empty() {
-        return Ok(Some(hits));
-    }
-    if missing.is_empty() {
-        return Ok(None);
+    if !hits.is_empty() || missing.is_empty() {
+        return Ok(Looked { hits, seen });
     }
     Err(AttemptError::Unavailable(anyhow!("no PTR record at {shown} yet for {}", missing.join(", "))))
 }

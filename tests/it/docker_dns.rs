@@ -342,3 +342,16 @@ fn auto_costs_one_round_trip_more_than_the_named_source_even_with_a_search_list(
     assert!(extra.iter().any(|q| q.starts_with("A] rancher-metadata.rancher.internal from")), "{extra:?}");
     assert!(extra.iter().any(|q| q.starts_with("AAAA] rancher-metadata.rancher.internal from")), "{extra:?}");
 }
+
+#[test]
+fn a_named_source_that_finds_nothing_says_what_it_found_where_and_what_to_try() {
+    // Issue 22, item 7: before, "no local address has a PTR record of the shape", and no more.
+    let mut net = Net { addresses: vec![("eth0", "172.23.0.3/16")], ..Net::default() };
+    net.records.push(ptr("172.23.0.3", "web.rbtest-net"));
+    let (output, _) = boot(&net, &["--source", "swarm", "--timeout", "1s", "print-env"], &[]);
+    assert_code(&output, 78);
+    let err = stderr(&output);
+    assert!(err.contains("at 127.0.0.11"), "the nameserver: {err}");
+    assert!(err.contains("172.23.0.3 on eth0 is web.rbtest-net"), "what it found: {err}");
+    assert!(err.contains("--source auto"), "what to try: {err}");
+}

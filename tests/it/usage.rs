@@ -98,3 +98,39 @@ fn a_mix_release_without_a_cookie_is_a_78_saying_what_is_missing() {
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "started\n");
 }
+#[test]
+fn a_bad_value_from_a_variable_is_named_by_the_variable() {
+    let output = run(rancher_boot().env("RANCHER_BOOT_IP", "10.0.0.300").args(["--", "true"]));
+    assert_code(&output, 64);
+    let err = stderr(&output);
+    assert!(err.starts_with("rancher-boot: error: "), "{err}");
+    assert!(err.contains("RANCHER_BOOT_IP") && err.contains("10.0.0.300"), "{err}");
+    assert!(!err.contains("'--ip <IP>'"), "{err}");
+    // The same value on the command line is the flag's.
+    let output = run(rancher_boot().args(["--ip", "10.0.0.300", "--", "true"]));
+    assert_code(&output, 64);
+    assert!(stderr(&output).contains("--ip"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("RANCHER_BOOT_IP"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_bad_boolean_lists_the_accepted_words() {
+    let output = run(rancher_boot().env("RANCHER_BOOT_INIT", "maybe").args(["--", "true"]));
+    assert_code(&output, 64);
+    let err = stderr(&output);
+    assert!(err.contains("RANCHER_BOOT_INIT") && err.contains("maybe"), "{err}");
+    assert!(err.contains("true/false") && err.contains("1/0"), "{err}");
+}
+
+#[test]
+fn clap_errors_have_the_prefix_and_a_misspelt_option_gets_a_suggestion() {
+    let output = run(rancher_boot().args(["--wait-peer", "2", "--", "true"]));
+    assert_code(&output, 64);
+    let err = stderr(&output);
+    assert!(err.starts_with("rancher-boot: error: "), "{err}");
+    assert!(err.contains("--wait-peers"), "no suggestion: {err}");
+    // Help and version are no errors: stdout, 0.
+    let output = run(rancher_boot().arg("--version"));
+    assert_code(&output, 0);
+    assert!(stdout(&output).starts_with("rancher-boot "), "{}", stdout(&output));
+}
