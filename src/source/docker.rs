@@ -4,7 +4,10 @@
 //! Swarm task's overlay address is `<service>.<slot>.<task id>.<network>` (`<stack>_<service>`
 //! when deployed as a stack; a global service has the node id for the slot), a Compose
 //! container's `<project>_<service>_<n>.<project>_<network>` (docker-compose v1) or
-//! `<project>-<service>-<n>.<network>` (Compose v2). The ingress and `docker_gwbridge` addresses
+//! `<project>-<service>-<n>.<project>_<network>` (Compose v2): moby's PTR is the endpoint's first
+//! DNS name (the container name) and the network's real name, which for a network Compose
+//! creates is `<project>_<network>` (compose-go names it so; an `external` network or one with
+//! its own `name:` has no project in it, and is not recognised). The ingress and `docker_gwbridge` addresses
 //! have none. So the node's IP is the local address whose PTR has one of these shapes, and its
 //! service and peer query follow from the name ([`classify`]).
 //!

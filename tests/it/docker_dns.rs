@@ -355,3 +355,53 @@ fn a_named_source_that_finds_nothing_says_what_it_found_where_and_what_to_try() 
     assert!(err.contains("172.23.0.3 on eth0 is web.rbtest-net"), "what it found: {err}");
     assert!(err.contains("--source auto"), "what to try: {err}");
 }
+
+/// Issue 22, item 2: the PTR Docker's DNS answers for a Compose container is
+/// `<container name>.<network's real name>` (moby: `buildEndpointDNSNames` puts the container
+/// name first, `Network.ResolveIP` appends the network name); the container name is
+/// `<project>_<service>_<n>` (v1) or `<project>-<service>-<n>` (v2, `api.Separator`), and a network
+/// Compose creates is really named `<project>_<network>` (compose-go's normalize), `default` too.
+#[test]
+fn every_compose_name_shape_gives_its_service() {
+    for (name, service) in [
+        ("demo_hello_2.demo_default", "hello"),               // v1, default network
+        ("demo_hello_2.demo_cluster", "hello"),               // v1, a named network
+        ("demo-hello-2.demo_default", "hello"),               // v2, default network
+        ("demo-hello-2.demo_cluster", "hello"),               // v2, a named network (the README's example)
+        ("my-app-api-server-1.my-app_default", "api-server"), // v2, dashes in project and service
+        ("my_app-web-1.my_app_backend", "web"),               // v2, underscores in the project
+        ("my_app-my_web-3.my_app_default", "my_web"),
+        ("myapp_my-web_10.myapp_backend", "my-web"), // v1, a dash in the service
+    ] {
+        let mut net = Net { addresses: vec![("eth0", "172.23.0.3/16")], ..Net::default() };
+        net.records.push(ptr("172.23.0.3", name));
+        net.records.extend(a(service, &["172.23.0.2", "172.23.0.3"]));
+        let (output, env, _) = print_env(&net, &[], &[]);
+        assert_code(&output, 0);
+        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "{name}: {}", stderr(&output));
+        assert_eq!(env["SERVICE_NAME"], service, "{name}");
+        assert_eq!(env["PEER_IPS"], "172.23.0.2", "{name}");
+    }
+}
+
+/// The README's Compose section says what Docker's DNS answers; each name it shows in backticks
+/// of the container-name shape must be one rancher-boot recognises (before: `demo-hello-2.cluster`).
+#[test]
+fn the_readme_compose_examples_are_recognised() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let names: Vec<&str> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| (word.starts_with("demo_hello_") || word.starts_with("demo-hello-")) && word.contains('.'))
+        .collect();
+    assert!(names.len() >= 2, "{names:?}");
+    for name in names {
+        let mut net = Net { addresses: vec![("eth0", "172.23.0.3/16")], ..Net::default() };
+        net.records.push(ptr("172.23.0.3", name));
+        let (output, env, _) = print_env(&net, &["--peers", "none"], &[]);
+        assert_code(&output, 0);
+        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "the README's {name}: {}", stderr(&output));
+        assert_eq!(env["SERVICE_NAME"], "hello", "{name}");
+    }
+}
