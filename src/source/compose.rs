@@ -8,10 +8,6 @@
 use super::{Context, Identity, Platform, docker};
 use crate::exit::Fail;
 
-pub fn detect(ctx: &Context<'_>) -> Option<String> {
-    docker::detect_as(ctx, Platform::Compose)
-}
-
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
     docker::identify_as(ctx, Platform::Compose)
 }

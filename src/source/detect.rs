@@ -22,7 +22,7 @@ const BY_SIGNAL: [(Platform, Detect); 5] = [
 ];
 
 /// The first of steps 1–5 whose signal is there, and its evidence.
-pub fn by_signal(ctx: &Context<'_>) -> Option<(Platform, String)> {
+fn by_signal(ctx: &Context<'_>) -> Option<(Platform, String)> {
     BY_SIGNAL.iter().find_map(|(platform, detect)| detect(ctx).map(|why| (*platform, why)))
 }
 

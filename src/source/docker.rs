@@ -196,15 +196,6 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
     }))
 }
 
-/// `detect` of the swarm or compose source alone (detection itself looks once for both).
-pub fn detect_as(ctx: &Context<'_>, platform: Platform) -> Option<String> {
-    look(ctx, Bound::Auto, None)
-        .ok()
-        .flatten()
-        .filter(|identity| identity.platform == platform)
-        .map(|identity| identity.evidence)
-}
-
 /// `identify` of the swarm or compose source: to the deadline, then a 78 naming `--ip`.
 pub fn identify_as(ctx: &Context<'_>, platform: Platform) -> Result<Identity, Fail> {
     // A named source's look finds the identity or fails; `None` does not come back.

@@ -7,10 +7,6 @@
 use super::{Context, Identity, Platform, docker};
 use crate::exit::Fail;
 
-pub fn detect(ctx: &Context<'_>) -> Option<String> {
-    docker::detect_as(ctx, Platform::Swarm)
-}
-
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
     docker::identify_as(ctx, Platform::Swarm)
 }
