@@ -46,7 +46,7 @@ pub fn node_name(basename: &str, ip: IpAddr) -> String {
     format!("{basename}@{}", erl::ntoa(ip))
 }
 
-/// The variables of SPEC section 3.
+/// The variables of docs/spec.md section 3.
 pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Exports {
     let node = match extras.name_host {
         Some(host) => format!("{basename}@{host}"),

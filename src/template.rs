@@ -1,7 +1,7 @@
 //! Templates: the pure `${NAME}` renderer, the atomic write of its output, and the checks of a
 //! rendered vm.args.
 //!
-//! Rendering is one pass over bytes (SPEC section 4): a substituted value is never re-scanned, and
+//! Rendering is one pass over bytes (docs/spec.md section 4): a substituted value is never re-scanned, and
 //! everything that is not a placeholder is copied byte for byte, so CRLF, a missing final newline
 //! and non-UTF-8 text survive. Values are checked before they are inserted, because a newline in a
 //! value could inject a new VM flag and, in vm.args, a space or `#` would split or end an argument.

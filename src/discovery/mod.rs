@@ -1,4 +1,4 @@
-//! Peers at boot (SPEC section 5): who else belongs to this service, so that the node can be
+//! Peers at boot (docs/spec.md section 5): who else belongs to this service, so that the node can be
 //! handed a first set of peers (`PEER_IPS`, `PEER_NODES`, `PEER_NODES_ERL`).
 //!
 //! Two ways to ask: DNS ([`dns`], the default: Rancher's DNS answers a service name with the

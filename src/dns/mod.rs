@@ -9,7 +9,7 @@
 //! the messages with NLnet Labs' `domain` crate. Both are pure.
 //!
 //! Why `domain` for the messages, and our own transport: hickory-resolver with tokio, moka and
-//! idna were 743 KB of a 1.5 MiB size budget (docs/exit-codes-and-budgets.md; BENCHMARKS.md,
+//! idna were 743 KB of a 1.5 MiB size budget (docs/spec.md section 13; BENCHMARKS.md,
 //! "What changed which figure"). `domain` with only `std` added 16 KiB to the stripped binary
 //! when it replaced our hand-made packet code (BENCHMARKS.md, "What each crate contributes"),
 //! from the makers of Unbound and NSD. Its own resolver would bring

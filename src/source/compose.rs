@@ -1,4 +1,4 @@
-//! The compose source (PLATFORMS.md, "Docker Compose"): the container's address on its
+//! The compose source (docs/platforms.md, "Docker Compose"): the container's address on its
 //! network, named by the PTR record Docker's DNS keeps for it,
 //! `<project>_<service>_<n>.<project>_<network>` (docker-compose v1) or
 //! `<project>-<service>-<n>.<project>_<network>` (Compose v2, whose networks are named

@@ -1,4 +1,4 @@
-//! `--source auto` (the default): the first platform whose signal is there, in PLATFORMS.md's
+//! `--source auto` (the default): the first platform whose signal is there, in docs/platforms.md's
 //! order. Steps 1–4 read only the environment and files (ECS's may make its one request to its
 //! own metadata endpoint); step 5 may ask DNS for the metadata host name once, bounded; step 6
 //! asks Docker's embedded DNS for the PTR of the local addresses; step 7 is the local source.

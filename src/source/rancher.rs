@@ -227,7 +227,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
     let host = metadata_host(url)?;
     // As the client will find it (/etc/hosts, then DNS), but asked as the absolute name it is:
     // Docker copies the host's search list into containers, and each search domain would cost
-    // every Swarm and Compose boot one more round trip (SPEC 13 allows one in all).
+    // every Swarm and Compose boot one more round trip (docs/spec.md section 13 allows one in all).
     let absolute = format!("{}.", host.trim_end_matches('.'));
     match crate::dns::host_addresses(&absolute, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
         Ok(found) if !found.is_empty() => Some(format!("{host} resolves to {}", super::list(&found))),
@@ -242,7 +242,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
     }
 }
 
-/// How long detection waits for the metadata host name to resolve (PLATFORMS.md, step 5).
+/// How long detection waits for the metadata host name to resolve (docs/platforms.md, step 5).
 pub const DETECT_RESOLVE: Duration = Duration::from_millis(250);
 
 /// The host of an `http://host[:port]/path` URL (checked by the command line already).

@@ -322,7 +322,7 @@ fn the_compose_demo_with_fake_metadata_is_still_rancher() {
 
 #[test]
 fn auto_costs_one_round_trip_more_than_the_named_source_even_with_a_search_list() {
-    // SPEC 13: on Docker, --source auto asks at most one round trip more than --source swarm.
+    // docs/spec.md section 13: on Docker, --source auto asks at most one round trip more than --source swarm.
     // Detection's step 5 asks the metadata host name (A and AAAA together) as the absolute name
     // it is: Docker copies the host's search list into containers, and each domain would cost more.
     let mut net = swarm("hello", "appnet");

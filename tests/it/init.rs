@@ -1,4 +1,4 @@
-//! `--init` (FAULTS.md item 20), modelled on tini's and dumb-init's suites: exit codes, forwarded
+//! `--init` (docs/faults.md item 20), modelled on tini's and dumb-init's suites: exit codes, forwarded
 //! signals, 128+N, zombie reaping as PID 1 and as subreaper, the child's clean signal state, no
 //! process-group signalling, and a real Erlang VM stopped by SIGTERM inside a PID namespace.
 //!

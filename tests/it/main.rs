@@ -2,6 +2,7 @@
 
 mod dns_answers;
 mod docker_dns;
+mod docs;
 mod ecs;
 mod erlang;
 mod exec;

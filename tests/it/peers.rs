@@ -1,4 +1,4 @@
-//! Peers at boot (SPEC section 5; FAULTS 11–14): DNS against a real dnsmasq on loopback, metadata
+//! Peers at boot (docs/spec.md section 5; docs/faults.md 11–14): DNS against a real dnsmasq on loopback, metadata
 //! against the in-process server, and two real Erlang VMs that must be connected when the second
 //! one's boot completes.
 //!
@@ -184,7 +184,7 @@ fn drain(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> 
     })
 }
 
-// --- FAULTS 11: the first container of a service ---------------------------------------------
+// --- docs/faults.md 11: the first container of a service ---------------------------------------------
 
 #[test]
 fn a_name_that_does_not_resolve_is_no_peers_and_the_boot_goes_on() {
@@ -258,7 +258,7 @@ fn peers_none_asks_nobody() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-// --- FAULTS 12: --wait-peers ------------------------------------------------------------------
+// --- docs/faults.md 12: --wait-peers ------------------------------------------------------------------
 
 #[test]
 fn wait_peers_waits_until_the_second_peer_appears() {
@@ -335,7 +335,7 @@ fn wait_peers_on_a_name_that_never_resolves_gives_up_too() {
     assert!(stderr(&output).contains("last error: found 0 of 1 peers for svc.test (NXDOMAIN)"), "{}", stderr(&output));
 }
 
-// --- FAULTS 13: an answer larger than 512 bytes -----------------------------------------------
+// --- docs/faults.md 13: an answer larger than 512 bytes -----------------------------------------------
 
 #[test]
 fn sixty_addresses_are_all_found_over_tcp_sorted_and_unique() {
@@ -355,7 +355,7 @@ fn sixty_addresses_are_all_found_over_tcp_sorted_and_unique() {
     assert_eq!(stdout(&output), expected);
 }
 
-// --- FAULTS 14: resolv.conf's search list, ndots and nameservers ------------------------------
+// --- docs/faults.md 14: resolv.conf's search list, ndots and nameservers ------------------------------
 
 #[test]
 fn a_short_name_is_found_through_the_search_list() {

@@ -1,4 +1,4 @@
-//! Templates (SPEC section 4, FAULTS 21–24): strict rendering, every error reported at once, values
+//! Templates (docs/spec.md section 4, docs/faults.md 21–24): strict rendering, every error reported at once, values
 //! that could inject a VM flag refused, atomic 0600 writes, exit 66/73/78, and `--dry-run`.
 //!
 //! Every test boots with `--source local --ip 10.42.96.65 --service my-hello-service --peers none`,
@@ -51,7 +51,7 @@ fn assert_error_line(output: &Output, file: &Path, line: usize, what: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FAULT 21: unset variables
+// docs/faults.md 21: unset variables
 
 #[test]
 fn every_unset_variable_is_listed_and_the_old_destination_is_untouched() {
@@ -130,7 +130,7 @@ fn a_required_variable_carries_its_message() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FAULT 22: values that would inject a flag or split an argument
+// docs/faults.md 22: values that would inject a flag or split an argument
 
 const INJECTION: &str = "web\n-eval os:cmd(\"id\")";
 
@@ -216,7 +216,7 @@ fn a_space_or_hash_is_refused_in_vm_args_only() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FAULT 23: destinations that cannot be written, and a read-only root
+// docs/faults.md 23: destinations that cannot be written, and a read-only root
 
 /// Whether this machine lets us make private mount namespaces (root on a normal Linux host does).
 fn can_unshare() -> bool {
@@ -420,7 +420,7 @@ mount -t tmpfs tmpfs "$RB_IT_TMP""#;
 }
 
 // ---------------------------------------------------------------------------------------------
-// FAULT 24: modes and atomic replacement
+// docs/faults.md 24: modes and atomic replacement
 
 #[test]
 fn rendered_files_are_0600_in_a_runtime_dir_created_0700() {
