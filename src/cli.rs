@@ -77,7 +77,7 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_TIMEOUT", value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration, global = true)]
     pub timeout: Duration,
 
-    /// Program for passthrough (`rancher-boot remote_console`)
+    /// Program for passthrough (`rancher-boot remote` for a mix release, `remote_console` for relx)
     #[arg(long, env = "RANCHER_BOOT_APP", value_name = "PATH", global = true)]
     pub app: Option<PathBuf>,
 

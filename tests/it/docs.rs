@@ -42,3 +42,33 @@ fn every_cited_design_page_is_in_the_repository() {
     }
     assert!(cited > 10, "only {cited} citations found");
 }
+
+/// Issue 22, item 8: no example publishes EPMD (4369) on a routing mesh; the README says never to.
+#[test]
+fn no_example_publishes_epmd() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut texts = vec![("README.md".to_string(), fs::read_to_string(root.join("README.md")).expect("README"))];
+    for entry in fs::read_dir(root.join("docker")).expect("docker/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yml" || e == "sh") {
+            texts.push((path.display().to_string(), fs::read_to_string(&path).expect("read")));
+        }
+    }
+    for (path, text) in &texts {
+        for line in text.lines() {
+            let publishes =
+                line.contains("ports:") || line.contains("--publish") || line.trim_start().starts_with("- \"");
+            assert!(!(publishes && (line.contains(":4369") || line.contains("target=4369"))), "{path}: {line}");
+        }
+    }
+    assert!(texts[0].1.contains("Never publish 4369"), "the README says never to publish EPMD");
+}
+
+/// `--app`'s help names what each kind of release calls its remote shell.
+#[test]
+fn app_help_names_remote_for_mix_and_remote_console_for_relx() {
+    let output = crate::support::run(crate::support::rancher_boot().arg("--help"));
+    let help = crate::support::stdout(&output);
+    let app = help.lines().skip_while(|l| !l.contains("--app <PATH>")).take(3).collect::<Vec<_>>().join(" ");
+    assert!(app.contains("`rancher-boot remote` for a mix release") && app.contains("remote_console"), "{app}");
+}
