@@ -144,8 +144,9 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
         Some(ip) => vec![Address { interface: "--ip".into(), ip, prefix: 0 }],
         None => candidates(local::addresses()?),
     };
+    let tiers = tiers(candidates, local::default_route_interface().as_deref());
     let what = want.map_or("swarm or compose", Platform::name);
-    let attempt = |end: Instant| -> Result<Looked, AttemptError> { ask(&candidates, server, &shown, end) };
+    let attempt = |end: Instant| -> Result<Looked, AttemptError> { ask(&tiers, server, &shown, end) };
 
     let hits = match bound {
         Bound::Auto => {
@@ -220,33 +221,50 @@ struct Looked {
     seen: Vec<String>,
 }
 
-/// One round of PTR look-ups. `Ok` with hits: at least one address of the shapes; `Ok` without:
-/// every address has a PTR and none of the shapes (or there is no address), a definite answer;
-/// `Err`: some address had no answer yet (ask again).
-fn ask(candidates: &[Address], server: Option<SocketAddr>, shown: &str, end: Instant) -> Result<Looked, AttemptError> {
+/// Pure: the candidates in the order they are asked. Docker's DNS forwards the PTR of an address
+/// it does not know to the host's upstream resolver, and the address on the default-route
+/// interface of a Swarm task is docker_gwbridge's, which it never knows: so that interface's
+/// addresses come last, asked only when the others gave a definite "none of the shapes". (With
+/// one network, its interface holds the default route and is the only tier.)
+pub fn tiers(candidates: Vec<Address>, default_route: Option<&str>) -> Vec<Vec<Address>> {
+    let (last, first): (Vec<Address>, Vec<Address>) =
+        candidates.into_iter().partition(|a| Some(a.interface.as_str()) == default_route);
+    [first, last].into_iter().filter(|tier| !tier.is_empty()).collect()
+}
+
+/// One round of PTR look-ups, tier by tier (see [`tiers`]). `Ok` with hits: at least one address
+/// of the shapes; `Ok` without: every address has a PTR and none of the shapes (or there is no
+/// address), a definite answer; `Err`: some address had no answer yet (ask again). A later tier
+/// is asked only when every earlier one gave a definite answer without a hit.
+fn ask(tiers: &[Vec<Address>], server: Option<SocketAddr>, shown: &str, end: Instant) -> Result<Looked, AttemptError> {
     let mut hits = Vec::new();
     let mut seen = Vec::new();
     let mut missing = Vec::new();
-    for address in candidates {
-        // Docker answers its own records at once; an address it does not know (ingress,
-        // gwbridge) may be forwarded upstream, which must not hold the others up.
-        match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
-            Ok(Some(ptr)) => match classify(&ptr) {
-                Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
-                None => {
-                    log::debug!(
-                        "{} on {} is {ptr}: not a swarm task's or a compose container's name",
-                        address.ip,
-                        address.interface
-                    );
-                    seen.push(format!("{} on {} is {ptr}", address.ip, address.interface));
+    for tier in tiers {
+        if !hits.is_empty() || !missing.is_empty() {
+            break;
+        }
+        for address in tier {
+            // Docker answers its own records at once; an address it does not know (ingress,
+            // gwbridge) may be forwarded upstream, which must not hold the others up.
+            match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
+                Ok(Some(ptr)) => match classify(&ptr) {
+                    Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
+                    None => {
+                        log::debug!(
+                            "{} on {} is {ptr}: not a swarm task's or a compose container's name",
+                            address.ip,
+                            address.interface
+                        );
+                        seen.push(format!("{} on {} is {ptr}", address.ip, address.interface));
+                    }
+                },
+                Ok(None) => missing.push(format!("{} on {}", address.ip, address.interface)),
+                Err(dns::Miss::NoAddresses(why)) => {
+                    missing.push(format!("{} on {} ({why})", address.ip, address.interface))
                 }
-            },
-            Ok(None) => missing.push(format!("{} on {}", address.ip, address.interface)),
-            Err(dns::Miss::NoAddresses(why)) => {
-                missing.push(format!("{} on {} ({why})", address.ip, address.interface))
+                Err(dns::Miss::Failed(e)) => missing.push(format!("{} on {} ({e:#})", address.ip, address.interface)),
             }
-            Err(dns::Miss::Failed(e)) => missing.push(format!("{} on {} ({e:#})", address.ip, address.interface)),
         }
     }
     if !hits.is_empty() || missing.is_empty() {
