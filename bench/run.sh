@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rancher-boot's benchmark (SPEC section 13, issue 6). Run as root on Debian from anywhere:
+# rancher-boot's benchmark (docs/spec.md section 13, issue 6). Run as root on Debian from anywhere:
 #
 #   bench/run.sh           everything; results in bench/out/ (summary: bench/out/summary.txt)
 #   bench/run.sh --quick   build and check the size budget only (for CI: a size is deterministic),
@@ -23,7 +23,7 @@ target=x86_64-unknown-linux-musl # the one that is timed
 # Every target is built and size-checked; aarch64 is linked by rust-lld (.cargo/config.toml).
 targets=("$target" aarch64-unknown-linux-musl)
 bin=$root/target/$target/release
-size_budget=1572864 # 1.5 MiB, SPEC section 13
+size_budget=1572864 # 1.5 MiB, docs/spec.md section 13
 
 quick=false
 case "${1:-}" in
@@ -273,14 +273,14 @@ ratios=$(awk -F, '
         printf "rb-none/req-floor-c %4.2f  [%5.2f]            (rancher-boot over the least any program could cost)\n", med["rb-none"]/med["request-floor-c"], min["rb-none"]/min["request-floor-c"]
         printf "rb-none/req-floor %6.2f  [%5.2f]            (rancher-boot over the least a Rust std program could cost)\n", med["rb-none"]/med["request-floor"], min["rb-none"]/min["request-floor"]
         printf "rb-local/floor    %6.2f  [%5.2f]            (no network)\n", med["rb-local"]/med["floor"], min["rb-local"]/min["floor"]
-        printf "rb-none/req-floor-c %4.2f  [%5.2f]            <= 1.40 (SPEC 13 as restated)\n", med["rb-none"]/med["request-floor-c"], min["rb-none"]/min["request-floor-c"]
-        printf "rb-none/floor     %6.2f  [%5.2f]            <= 2.00 (SPEC 13 as restated)\n", med["rb-none"]/med["floor"], min["rb-none"]/min["floor"]
+        printf "rb-none/req-floor-c %4.2f  [%5.2f]            <= 1.40 (docs/spec.md section 13 as restated)\n", med["rb-none"]/med["request-floor-c"], min["rb-none"]/min["request-floor-c"]
+        printf "rb-none/floor     %6.2f  [%5.2f]            <= 2.00 (docs/spec.md section 13 as restated)\n", med["rb-none"]/med["floor"], min["rb-none"]/min["floor"]
         printf "auto - named  %+8.3f ms [%+.3f]           <= +0.100 (rb-none, --source auto, over rb-named)\n", (med["rb-none"]-med["rb-named"])*1000, (min["rb-none"]-min["rb-named"])*1000
     }' "$out/hyperfine.csv")
 echo "$ratios" | tee "$out/ratios.txt"
 
 step "--source auto over a named source, when the platform is known from its variables (target <= 0.1 ms)"
-# Each pair differs only in --source: auto walks PLATFORMS.md's steps up to the platform's own
+# Each pair differs only in --source: auto walks docs/platforms.md's steps up to the platform's own
 # (environment lookups; Kubernetes also reads the service-account file); the named source starts
 # there. ECS is left out: its detection makes the one request that identifying then reuses, so
 # auto and named send the same requests.

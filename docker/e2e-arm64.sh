@@ -159,6 +159,7 @@ main() {
     start=$EPOCHREALTIME
     docker run -d --platform linux/arm64 --name "$RUN-arm" --label "$LABEL" --network "$NET" \
         --stop-timeout "$STOP_DEADLINE" -v "$TMP/cookie:$SECRET:ro" -e RANCHER_BOOT_COOKIE_FILE="$SECRET" \
+        -e RANCHER_METADATA_URL=http://rancher-metadata.rancher.internal/2016-07-29 \
         "$ERLANG_IMAGE" >/dev/null || fail "cannot start the arm64 node"
     local ip node
     ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$RUN-arm")

@@ -22,7 +22,7 @@
 # Usage: docker/e2e-swarm.sh   (as root; refuses to run when this engine is already in a swarm)
 # Environment: E2E_KEEP=1 keeps the swarm, service and network for inspection (leave it with
 # `docker swarm leave --force`); E2E_IMAGES names the images (docker/e2e-lib.sh);
-# E2E_SWARM_PORT is the published port (default 24369).
+# E2E_SWARM_PORT is the published port (default 28080: an application port, never EPMD).
 set -euo pipefail
 
 RUN=rbswarm-$$
@@ -35,8 +35,8 @@ SERVICE=hello # tasks.hello: the name the checks and the README use
 NET=$RUN
 SUBNET=10.231.7.0/24 # the overlay's own, apart from ingress (10.0.0.0/24) and docker_gwbridge
 SECRET=$RUN-cookie
-PORT=${E2E_SWARM_PORT:-24369}
-MESH_DEADLINE=10     # seconds from the scale command (SPEC 13)
+PORT=${E2E_SWARM_PORT:-28080}  # an application port: never EPMD's 4369
+MESH_DEADLINE=10     # seconds from the scale command (docs/spec.md section 13)
 RESTART_DEADLINE=90  # seconds for a rolling restart of 4 tasks, one at a time, to mesh again
 STACK=$RUN
 SWARM_INITED=
@@ -174,7 +174,7 @@ main() {
     declare -ga TASKS=()
     start=$EPOCHREALTIME
     docker service create --detach --no-resolve-image --name "$SERVICE" --replicas 3 --network "$NET" \
-        --publish "published=$PORT,target=4369" --label "$LABEL" \
+        --publish "published=$PORT,target=4000" --label "$LABEL" \
         --secret "source=$SECRET,target=erlang_cookie" \
         --env RANCHER_BOOT_COOKIE_FILE=/run/secrets/erlang_cookie \
         --stop-grace-period 10s "$HELLO_IMAGE" >/dev/null || fail "docker service create failed"

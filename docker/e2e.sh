@@ -173,6 +173,7 @@ start_node() {
     docker run -d --name "$RUN-$name" --label "$LABEL" --network "$NET" --network-alias hello \
         --stop-timeout 10 \
         -v "$TMP/cookie:$SECRET_IN_CONTAINER:ro" -e RANCHER_BOOT_COOKIE_FILE="$SECRET_IN_CONTAINER" \
+        -e RANCHER_METADATA_URL=http://rancher-metadata.rancher.internal/2016-07-29 \
         "$@" "$HELLO_IMAGE" >/dev/null || fail "cannot start $name"
     # The address is assigned when the container starts, which `docker run -d` waits for.
     IPS[$name]=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$RUN-$name")

@@ -54,6 +54,9 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# cargo fuzz build has no --locked, so a drifted fuzz/Cargo.lock would be rewritten unseen: check
+# that the committed one needs no change first.
+cargo metadata --locked --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null
 echo "==> fuzz: building ${targets[*]} (stable, --sanitizer none)"
 if ! cargo fuzz build --sanitizer none >"$work/build.log" 2>&1; then
     tail -n 40 "$work/build.log" >&2

@@ -1,7 +1,7 @@
 //! The boot, as a numbered script: read local inputs, learn the identity, find peers, build the
 //! environment, render the templates, then hand over to the program.
 //!
-//! Local inputs (the cookie file, the template sources) are read first, so that a configuration
+//! Local inputs (the cookie file, or a mix release's need of one; the template sources) are read first, so that a configuration
 //! mistake fails at once instead of after a minute of waiting for metadata. Nothing is written
 //! until every template of the run has rendered without error.
 
@@ -10,6 +10,7 @@ use std::fs::{self, DirBuilder};
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::anyhow;
@@ -30,6 +31,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
 
     // 1. Local inputs: fail fast on a bad cookie file or a missing template.
     let cookie = config.cookie_file.as_deref().map(cookie::read_cookie).transpose()?;
+    if let (None, Action::Run { program, .. }) = (&cookie, &config.action) {
+        cookie::check_mix_release_cookie(Path::new(program), std::env::var_os("RELEASE_COOKIE").as_deref())?;
+    }
     let sources = read_templates(&config.templates)?;
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.

@@ -12,7 +12,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::{Exit, Fail};
@@ -189,7 +188,7 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_TIMEOUT", value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration, global = true)]
     pub timeout: Duration,
 
-    /// Program for passthrough (`rancher-boot remote_console`)
+    /// Program for passthrough (`rancher-boot remote` for a mix release, `remote_console` for relx)
     #[arg(long, env = "RANCHER_BOOT_APP", value_name = "PATH", global = true)]
     pub app: Option<PathBuf>,
 
@@ -250,11 +249,11 @@ pub struct Options {
     pub cookie_file: Option<PathBuf>,
 
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
-    #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
     pub init: bool,
 
     /// Do everything but the exec: print rendered files and the command instead
-    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = parse_boolish, global = true)]
     pub dry_run: bool,
 
     /// More log output (repeat for more)
@@ -407,11 +406,73 @@ pub struct Config {
     pub dry_run: bool,
 }
 
+/// clap's error as rancher-boot prints every error: `rancher-boot: error: ...`. A bad value that
+/// came from an option's variable (the flag is not on the command line) is named by the
+/// variable the user set, not by the flag they did not type.
+pub fn describe_clap_error(error: &clap::Error, argv: &[OsString]) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut text = error.to_string();
+    if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+        && let Some(long) = arg.strip_prefix("--").map(|a| a.split([' ', '=']).next().unwrap_or(a))
+    {
+        let options = Options::augment_args(clap::Command::new("rancher-boot"));
+        let flag = format!("--{long}");
+        let on_command_line = argv
+            .iter()
+            .skip(1)
+            .take_while(|word| *word != "--")
+            .filter_map(|word| word.to_str())
+            .any(|word| word == flag || word.starts_with(&format!("{flag}=")));
+        let env = options.get_arguments().find(|a| a.get_long() == Some(long)).and_then(|a| a.get_env());
+        if let (false, Some(env)) = (on_command_line, env) {
+            text =
+                text.replacen(&format!("'{arg}'"), &format!("{} (the variable of {flag})", env.to_string_lossy()), 1);
+        }
+    }
+    match text.strip_prefix("error: ") {
+        Some(rest) => format!("rancher-boot: error: {rest}"),
+        None => format!("rancher-boot: error: {text}"),
+    }
+}
+
+/// clap's boolean words (`BoolishValueParser`'s), with an error that lists them.
+fn parse_boolish(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "y" | "yes" | "t" | "true" | "on" | "1" => Ok(true),
+        "n" | "no" | "f" | "false" | "off" | "0" => Ok(false),
+        _ => Err("not a boolean (use 1/0, true/false, yes/no or on/off)".to_string()),
+    }
+}
+
+/// env_logger's levels, quietest first.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter in env_logger's syntax: comma-separated `level` or `module=level` directives
+/// (an optional `/regex` after them). env_logger reads a bare word that is no level as a module
+/// name, so `warning` would silently show nothing of ours: refused, naming the levels.
+pub fn check_log_filter(filter: &str) -> anyhow::Result<()> {
+    let directives = filter.split_once('/').map_or(filter, |(directives, _)| directives);
+    let is_level = |word: &str| LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word.trim()));
+    for directive in directives.split(',').filter(|d| !d.trim().is_empty()) {
+        let ok = match directive.split_once('=') {
+            Some((module, level)) => !module.trim().is_empty() && is_level(level),
+            None => is_level(directive),
+        };
+        if !ok {
+            anyhow::bail!(
+                "--log (RANCHER_BOOT_LOG) {filter:?}: {:?} is not a level (one of {}; or module=level)",
+                directive.trim(),
+                LEVELS.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The log filter: `-v`/`-q` (before or after `probe`/`doctor`) win over RANCHER_BOOT_LOG. Those
 /// two log warnings and errors by default: their verdict is their own output, and a health
 /// check's output is read by people only when it fails.
 pub fn log_filter(options: &Options, tool: Option<&Tool>) -> String {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let (tool_verbose, tool_quiet) = tool.map_or((0, 0), Tool::verbosity);
     let verbose = options.verbose + tool_verbose;
     let quiet = options.quiet + tool_quiet;
@@ -559,6 +620,20 @@ impl Cli {
         if o.timeout.is_zero() {
             return Err(fail!(Exit::Usage, "--timeout must be greater than zero"));
         }
+        // Checked here, before any waiting: a typo must not cost a --timeout of metadata first.
+        if let Some(query) = &o.peer_query {
+            crate::dns::QueryName::parse(query)
+                .map_err(|e| Fail::new(Exit::Usage, e.context("--peer-query (RANCHER_BOOT_PEER_QUERY)")))?;
+        }
+        if o.wait_peers > 0 && o.peers == PeerMode::None {
+            return Err(fail!(
+                Exit::Usage,
+                "--wait-peers {} waits for peers that --peers none never looks for; drop one of them \
+                 (RANCHER_BOOT_WAIT_PEERS, RANCHER_BOOT_PEERS)",
+                o.wait_peers
+            ));
+        }
+        check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
         let metadata_url = check_metadata_url(&o.metadata_url)?;
 
         let mut templates = Vec::new();

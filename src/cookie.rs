@@ -18,6 +18,39 @@ use crate::state::{CookieSource, State};
 /// Erlang itself accepts cookies up to 255 characters.
 const MAX_LEN: usize = 255;
 
+/// A mix release's start script (Elixir's `rel/templates/release.sh`) takes the cookie from
+/// `RELEASE_COOKIE`, and when that is empty or unset reads `$RELEASE_ROOT/releases/COOKIE`;
+/// images often delete that file so that no cookie is baked in. Then a boot with no cookie from
+/// anywhere would exec a release that dies of `cat: .../releases/COOKIE: No such file or
+/// directory`: said here instead, as a 78 naming what is missing. Checked only for a program
+/// whose script reads `releases/COOKIE` (a mix release; relx's does not), and never when
+/// `--cookie-file` gives the cookie.
+pub fn check_mix_release_cookie(program: &Path, inherited: Option<&std::ffi::OsStr>) -> Result<(), Fail> {
+    if inherited.is_some_and(|cookie| !cookie.is_empty()) {
+        return Ok(());
+    }
+    let Some(root) = program.parent().and_then(Path::parent) else { return Ok(()) };
+    const READS: &[u8] = b"releases/COOKIE";
+    // A start script is a few KB; a large program is no mix release script, and is not read.
+    let small = fs::metadata(program).is_ok_and(|m| m.is_file() && m.len() < 1 << 20);
+    let reads_cookie_file =
+        small && fs::read(program).is_ok_and(|script| script.windows(READS.len()).any(|w| w == READS));
+    let cookie_file = root.join("releases/COOKIE");
+    if !reads_cookie_file || cookie_file.exists() {
+        return Ok(());
+    }
+    Err(Fail::new(
+        Exit::Config,
+        anyhow!(
+            "no cookie: {} is a mix release, which reads {} when RELEASE_COOKIE is {}, and that file does not \
+             exist; set --cookie-file (RANCHER_BOOT_COOKIE_FILE) or RELEASE_COOKIE",
+            program.display(),
+            cookie_file.display(),
+            if inherited.is_some() { "empty (it is)" } else { "unset (it is)" }
+        ),
+    ))
+}
+
 pub fn read_cookie(path: &Path) -> Result<String, Fail> {
     let bytes = fs::read(path).map_err(|e| {
         Fail::new(

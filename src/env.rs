@@ -2,8 +2,8 @@
 //! exports, and from those plus the inherited environment to the child's environment.
 //!
 //! The child's environment is built as a map and handed to the exec; rancher-boot never mutates
-//! its own environment (`set_var` is unsound in a process with threads, and the DNS runtime may
-//! have had some). Printing the exports (`print-env`, `--dry-run`) also lives here, with the one
+//! its own environment (`set_var` is unsound in any process that has or may start a thread, and
+//! the child's environment is plainer as one value handed to the exec). Printing the exports (`print-env`, `--dry-run`) also lives here, with the one
 //! rule about secrets: a variable whose name says it is secret is shown as `<redacted>`.
 
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ pub fn node_name(basename: &str, ip: IpAddr) -> String {
     format!("{basename}@{}", erl::ntoa(ip))
 }
 
-/// The variables of SPEC section 3.
+/// The variables of docs/spec.md section 3.
 pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Exports {
     let node = match extras.name_host {
         Some(host) => format!("{basename}@{host}"),

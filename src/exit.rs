@@ -1,6 +1,6 @@
 //! Exit codes and the one error type that carries them.
 //!
-//! Every failure before the exec is a [`Fail`]: an exit code from SPEC section 9 plus an
+//! Every failure before the exec is a [`Fail`]: an exit code from docs/spec.md section 9 plus an
 //! `anyhow` chain that `main` prints once, as `rancher-boot: error: {err:#}`. Helpers deep in
 //! the program never print or exit themselves; they return a `Fail` and let `main` decide.
 //! The codes follow BSD `sysexits.h` for the boot's own failures and the shell's conventions

@@ -76,10 +76,12 @@ pub fn run(program: &OsStr, args: &[OsString], env: &BTreeMap<OsString, OsString
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: installing SIG_DFL runs no code of ours.
     let _ = unsafe { sigaction(Signal::SIGCHLD, &default) };
-    // The mask above is this thread's only. A thread the boot left behind (ureq resolves names on
-    // a thread of its own, which outlives a lookup that timed out) would still take a signal sent
-    // to the process, and the boot's handler would end us with 128+N. Such a signal is passed on
-    // to the program from the handler instead; in this thread the handler never runs.
+    // The mask above is this thread's only. The boot leaves no thread behind today (DNS and the
+    // metadata client's name look are our own blocking code; the debug line below counts them),
+    // but a signal sent to the process goes to any thread that does not block it, and then the
+    // boot's handler would end us with 128+N. So the handler is replaced by one that passes the
+    // signal on to the program: a guard that costs nothing while this thread is alone, and keeps
+    // --init correct if a library ever starts a thread. In this thread the handler never runs.
     let pass_on = SigAction::new(SigHandler::Handler(pass_on_to_child), SaFlags::SA_RESTART, SigSet::empty());
     for signal in FORWARDED {
         // SAFETY: the handler makes one async-signal-safe call (kill).

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::error::ErrorKind;
-use rancher_boot::cli::Tool;
-use rancher_boot::cli::{Cli, log_filter};
+use rancher_boot::cli::{Cli, Tool, describe_clap_error, log_filter};
 use rancher_boot::exit::Exit;
 use rancher_boot::{boot, doctor, exec, probe};
 
@@ -15,13 +14,19 @@ fn main() -> ExitCode {
     // First of all: while we may be PID 1, SIGTERM/SIGINT/SIGHUP must end the boot.
     exec::end_boot_on_signals();
 
-    let mut cli = match Cli::parse_args(std::env::args_os().collect()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cli = match Cli::parse_args(argv.clone()) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::from(64),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    eprint!("{}", describe_clap_error(&e, &argv));
+                    ExitCode::from(Exit::Usage.code())
+                }
             };
         }
     };

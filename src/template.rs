@@ -1,7 +1,7 @@
 //! Templates: the pure `${NAME}` renderer, the atomic write of its output, and the checks of a
 //! rendered vm.args.
 //!
-//! Rendering is one pass over bytes (SPEC section 4): a substituted value is never re-scanned, and
+//! Rendering is one pass over bytes (docs/spec.md section 4): a substituted value is never re-scanned, and
 //! everything that is not a placeholder is copied byte for byte, so CRLF, a missing final newline
 //! and non-UTF-8 text survive. Values are checked before they are inserted, because a newline in a
 //! value could inject a new VM flag and, in vm.args, a space or `#` would split or end an argument.
@@ -504,7 +504,9 @@ mod tests {
         let sub = dir.path().join("ro");
         fs::create_dir(&sub).expect("mkdir");
         fs::set_permissions(&sub, fs::Permissions::from_mode(0o500)).expect("chmod");
-        // root ignores directory modes; then only the missing-directory cases below apply.
+        // root ignores directory modes, so as root (where CI runs) this part cannot fail: the same
+        // path is tested as nobody, through the binary, in tests/it/templates.rs
+        // (a_destination_directory_the_user_may_not_write_is_73_naming_it).
         if File::create(sub.join("probe")).is_err() {
             let dest = sub.join("vm.args");
             let e = write_atomic(&dest, b"x").expect_err("fails");

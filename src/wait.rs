@@ -44,7 +44,7 @@ impl fmt::Display for AttemptError {
 ///
 /// Full jitter spreads a hundred containers that start together over the whole window instead of
 /// retrying in lock-step. The 200 ms cap keeps a service that becomes ready in use within 250 ms
-/// (SPEC section 13): the longest wait after T is one whole delay, then a request and the exec,
+/// (docs/spec.md section 13): the longest wait after T is one whole delay, then a request and the exec,
 /// which need the remaining 50 ms. A 250 ms cap would leave them nothing.
 #[derive(Debug)]
 pub struct Backoff {

@@ -1,7 +1,7 @@
 //! Fuzz target: a `self/container` answer, arbitrary bytes through `serde_json::from_slice` and
 //! `source::rancher::parse_container`, as `source::rancher::Client::get_json` hands it over.
 //!
-//! Invariants checked (SPEC sections 2 and 3):
+//! Invariants checked (docs/spec.md sections 2 and 3):
 //! 1. no panic, whatever the JSON;
 //! 2. an accepted identity's IP is not unspecified, loopback or link-local, also when written as
 //!    an IPv4-mapped IPv6 address (`::ffff:127.0.0.1` is loopback to every other node);

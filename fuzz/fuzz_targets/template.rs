@@ -5,9 +5,9 @@
 //! `C_1`, `_` are set (bits 1..=4); then, for each set variable in that order, one length byte
 //! (mod 32) and that many value bytes; the rest is the template.
 //!
-//! Invariants checked (SPEC section 4):
+//! Invariants checked (docs/spec.md section 4):
 //! 1. no panic;
-//! 2. the result agrees with a small reference renderer written from the SPEC text (same success,
+//! 2. the result agrees with a small reference renderer written from the docs/spec.md text (same success,
 //!    same bytes), which in particular means a substituted value is never re-scanned: a value that
 //!    holds `${B}` or `$${` lands in the output verbatim;
 //! 3. a successful render has as many lines as the template; in vm.args, no rendered line has more
@@ -59,7 +59,7 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// One scan of the template as SPEC section 4 describes it. `on_placeholder` gets each terminated
+/// One scan of the template as docs/spec.md section 4 describes it. `on_placeholder` gets each terminated
 /// placeholder's body and returns what to put in its place (None: an error). Unterminated
 /// placeholders are errors and the scan resumes at the newline.
 fn scan(text: &[u8], mut on_placeholder: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> (Vec<u8>, bool) {
@@ -193,7 +193,7 @@ fuzz_target!(|data: &[u8]| {
     let expected = reference(input.template, input.kind, &input.values);
 
     match (&result, &expected) {
-        (Ok(got), Some(want)) => assert_eq!(got, want, "render differs from the SPEC's reference"),
+        (Ok(got), Some(want)) => assert_eq!(got, want, "render differs from the docs/spec.md's reference"),
         (Err(_), None) => {}
         (got, want) => panic!("render and the reference disagree on success: {got:?} vs {want:?}"),
     }

@@ -1,8 +1,9 @@
-//! Peers at boot (SPEC section 5): who else belongs to this service, so that the node can be
+//! Peers at boot (docs/spec.md section 5): who else belongs to this service, so that the node can be
 //! handed a first set of peers (`PEER_IPS`, `PEER_NODES`, `PEER_NODES_ERL`).
 //!
 //! Two ways to ask: DNS ([`dns`], the default: Rancher's DNS answers a service name with the
-//! addresses of its healthy containers) and metadata (Rancher's `self/service` lists the
+//! addresses of its healthy containers; an SRV name, `_epmd._tcp.<svc>...`, is asked as SRV and
+//! gives its targets' addresses) and metadata (Rancher's `self/service` lists the
 //! containers with their state: [`rancher::fetch_peers`]). Either way the answer is sorted,
 //! unique and without this node. The DNS look itself is [`crate::dns`]'s.
 //!
@@ -70,13 +71,33 @@ pub fn discover(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
     }
 }
 
+/// The addresses a peer query names: an SRV name (`_<service>._<proto>.<name>`) is asked as SRV
+/// and gives its targets' addresses; any other name is asked for A and AAAA. (An SRV name has no
+/// A record: asked as one, it is "no peers" for ever.)
+fn look(
+    name: &dns::QueryName,
+    text: &str,
+    server: Option<SocketAddr>,
+    deadline: Option<Instant>,
+) -> Result<BTreeSet<IpAddr>, dns::Miss> {
+    if !hostnames::is_srv_query(text) {
+        return dns::lookup(name, server, deadline);
+    }
+    let targets = dns::srv(name, server, deadline)?;
+    let found: BTreeSet<IpAddr> = targets.into_iter().flat_map(|target| target.addresses).collect();
+    if found.is_empty() {
+        return Err(dns::Miss::NoAddresses("no SRV target with an address".into()));
+    }
+    Ok(found)
+}
+
 /// One DNS look, or (with `--wait-peers`) looks until enough peers are known.
 fn from_dns(query: &PeerQuery<'_>, text: &str) -> Result<Vec<IpAddr>, Fail> {
     let name = dns::QueryName::parse(text).map_err(|e| Fail::new(Exit::Usage, e))?;
     if query.wait == 0 {
         // A single look, bounded by the resolver's own timeouts (resolv.conf's `timeout` and
         // `attempts`), not by --timeout: that deadline is for metadata and --wait-peers.
-        return Ok(match dns::lookup(&name, query.dns_server, None) {
+        return Ok(match look(&name, text, query.dns_server, None) {
             Ok(found) => alone_is_normal(text, query.self_ip, others(found, query.self_ip), None),
             Err(dns::Miss::NoAddresses(why)) => alone_is_normal(text, query.self_ip, Vec::new(), Some(&why)),
             Err(dns::Miss::Failed(error)) => {
@@ -86,7 +107,7 @@ fn from_dns(query: &PeerQuery<'_>, text: &str) -> Result<Vec<IpAddr>, Fail> {
         });
     }
     wait::retry("peers", query.started, query.deadline, |_| {
-        let found = match dns::lookup(&name, query.dns_server, Some(query.deadline)) {
+        let found = match look(&name, text, query.dns_server, Some(query.deadline)) {
             Ok(found) => found,
             Err(dns::Miss::NoAddresses(why)) => return Err(too_few(query, text, &[], Some(&why))),
             Err(dns::Miss::Failed(error)) => return Err(AttemptError::Unavailable(error)),

@@ -8,10 +8,11 @@
 //! what an answer means. [`resolv_conf`] reads the configuration; [`message`] builds and reads
 //! the messages with NLnet Labs' `domain` crate. Both are pure.
 //!
-//! Why `domain` for the messages, and our own transport: hickory-resolver and the tokio runtime
-//! it needs were 760 KB of a 1.5 MB size budget (SPEC 13) and 0.5 ms of every boot; hickory-proto
-//! alone is +274 KB (idna, ICU). `domain` with only `std` parses and builds every record type we
-//! need for a few tens of KB, from the makers of Unbound and NSD. Its own resolver would bring
+//! Why `domain` for the messages, and our own transport: hickory-resolver with tokio, moka and
+//! idna were 743 KB of a 1.5 MiB size budget (docs/spec.md section 13; BENCHMARKS.md,
+//! "What changed which figure"). `domain` with only `std` added 16 KiB to the stripped binary
+//! when it replaced our hand-made packet code (BENCHMARKS.md, "What each crate contributes"),
+//! from the makers of Unbound and NSD. Its own resolver would bring
 //! tokio back; blocking std sockets with timeouts are all a look at boot needs.
 //!
 //! How a look goes:

@@ -1,4 +1,4 @@
-//! `--source auto` (the default): the first platform whose signal is there, in PLATFORMS.md's
+//! `--source auto` (the default): the first platform whose signal is there, in docs/platforms.md's
 //! order. Steps 1–4 read only the environment and files (ECS's may make its one request to its
 //! own metadata endpoint); step 5 may ask DNS for the metadata host name once, bounded; step 6
 //! asks Docker's embedded DNS for the PTR of the local addresses; step 7 is the local source.
@@ -22,7 +22,7 @@ const BY_SIGNAL: [(Platform, Detect); 5] = [
 ];
 
 /// The first of steps 1–5 whose signal is there, and its evidence.
-pub fn by_signal(ctx: &Context<'_>) -> Option<(Platform, String)> {
+fn by_signal(ctx: &Context<'_>) -> Option<(Platform, String)> {
     BY_SIGNAL.iter().find_map(|(platform, detect)| detect(ctx).map(|why| (*platform, why)))
 }
 

@@ -4,7 +4,10 @@
 //! Swarm task's overlay address is `<service>.<slot>.<task id>.<network>` (`<stack>_<service>`
 //! when deployed as a stack; a global service has the node id for the slot), a Compose
 //! container's `<project>_<service>_<n>.<project>_<network>` (docker-compose v1) or
-//! `<project>-<service>-<n>.<network>` (Compose v2). The ingress and `docker_gwbridge` addresses
+//! `<project>-<service>-<n>.<project>_<network>` (Compose v2): moby's PTR is the endpoint's first
+//! DNS name (the container name) and the network's real name, which for a network Compose
+//! creates is `<project>_<network>` (compose-go names it so; an `external` network or one with
+//! its own `name:` has no project in it, and is not recognised). The ingress and `docker_gwbridge` addresses
 //! have none. So the node's IP is the local address whose PTR has one of these shapes, and its
 //! service and peer query follow from the name ([`classify`]).
 //!
@@ -141,26 +144,34 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
         Some(ip) => vec![Address { interface: "--ip".into(), ip, prefix: 0 }],
         None => candidates(local::addresses()?),
     };
+    let tiers = tiers(candidates, local::default_route_interface().as_deref());
     let what = want.map_or("swarm or compose", Platform::name);
-    let attempt = |end: Instant| -> Result<Option<Vec<Hit>>, AttemptError> { ask(&candidates, server, &shown, end) };
+    let attempt = |end: Instant| -> Result<Looked, AttemptError> { ask(&tiers, server, &shown, end) };
 
     let hits = match bound {
         Bound::Auto => {
             let end = (Instant::now() + AUTO_BOUND).min(ctx.deadline);
             wait::within(what, end, || attempt(end)).unwrap_or_else(|e| {
                 log::debug!("not swarm or compose after {AUTO_BOUND:?}: {e}");
-                None
+                Looked::default()
             })
         }
         Bound::Deadline => retry(what, ctx.started, ctx.deadline, |_| attempt(ctx.deadline))
             .map_err(|fail| nothing_found(what, &fail.error.to_string()))?,
     };
-    let Some(hits) = hits.filter(|hits| !hits.is_empty()) else {
+    let Looked { hits, seen } = hits;
+    if hits.is_empty() {
         return match want {
-            Some(_) => Err(nothing_found(what, &format!("no local address has a PTR record of the shape at {shown}"))),
+            Some(_) => Err(nothing_found(
+                what,
+                &format!(
+                    "no local address has a PTR record of a {what} name at {shown} (found: {})",
+                    if seen.is_empty() { "no address to ask".to_string() } else { seen.join(", ") }
+                ),
+            )),
             None => Ok(None),
         };
-    };
+    }
     let hit = choose(hits, server, ctx)?;
     if let Some(want) = want
         && want != hit.named.platform
@@ -186,15 +197,6 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
     }))
 }
 
-/// `detect` of the swarm or compose source alone (detection itself looks once for both).
-pub fn detect_as(ctx: &Context<'_>, platform: Platform) -> Option<String> {
-    look(ctx, Bound::Auto, None)
-        .ok()
-        .flatten()
-        .filter(|identity| identity.platform == platform)
-        .map(|identity| identity.evidence)
-}
-
 /// `identify` of the swarm or compose source: to the deadline, then a 78 naming `--ip`.
 pub fn identify_as(ctx: &Context<'_>, platform: Platform) -> Result<Identity, Fail> {
     // A named source's look finds the identity or fails; `None` does not come back.
@@ -204,45 +206,69 @@ pub fn identify_as(ctx: &Context<'_>, platform: Platform) -> Result<Identity, Fa
 fn nothing_found(what: &str, why: &str) -> Fail {
     Fail::new(
         Exit::Config,
-        anyhow!("--source {what}: cannot tell the node's address: {why}; set --ip (RANCHER_BOOT_IP) and --service"),
+        anyhow!(
+            "--source {what}: cannot tell the node's address: {why}; set --ip (RANCHER_BOOT_IP) and --service, \
+             or, if this is no {what} container, --source auto"
+        ),
     )
 }
 
-/// One round of PTR look-ups. `Ok(Some(hits))`: at least one address of the shapes;
-/// `Ok(None)`: every address has a PTR and none of the shapes (or there is no address), a
-/// definite answer; `Err`: some address had no answer yet (ask again).
-fn ask(
-    candidates: &[Address],
-    server: Option<SocketAddr>,
-    shown: &str,
-    end: Instant,
-) -> Result<Option<Vec<Hit>>, AttemptError> {
+/// One round's answer: the addresses of the shapes, and what every other address is called.
+#[derive(Debug, Default)]
+struct Looked {
+    hits: Vec<Hit>,
+    /// `10.0.1.4 on eth1 is web.net`, for the message when nothing has the shapes.
+    seen: Vec<String>,
+}
+
+/// Pure: the candidates in the order they are asked. Docker's DNS forwards the PTR of an address
+/// it does not know to the host's upstream resolver, and the address on the default-route
+/// interface of a Swarm task is docker_gwbridge's, which it never knows: so that interface's
+/// addresses come last, asked only when the others gave a definite "none of the shapes". (With
+/// one network, its interface holds the default route and is the only tier.)
+pub fn tiers(candidates: Vec<Address>, default_route: Option<&str>) -> Vec<Vec<Address>> {
+    let (last, first): (Vec<Address>, Vec<Address>) =
+        candidates.into_iter().partition(|a| Some(a.interface.as_str()) == default_route);
+    [first, last].into_iter().filter(|tier| !tier.is_empty()).collect()
+}
+
+/// One round of PTR look-ups, tier by tier (see [`tiers`]). `Ok` with hits: at least one address
+/// of the shapes; `Ok` without: every address has a PTR and none of the shapes (or there is no
+/// address), a definite answer; `Err`: some address had no answer yet (ask again). A later tier
+/// is asked only when every earlier one gave a definite answer without a hit.
+fn ask(tiers: &[Vec<Address>], server: Option<SocketAddr>, shown: &str, end: Instant) -> Result<Looked, AttemptError> {
     let mut hits = Vec::new();
+    let mut seen = Vec::new();
     let mut missing = Vec::new();
-    for address in candidates {
-        // Docker answers its own records at once; an address it does not know (ingress,
-        // gwbridge) may be forwarded upstream, which must not hold the others up.
-        match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
-            Ok(Some(ptr)) => match classify(&ptr) {
-                Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
-                None => log::debug!(
-                    "{} on {} is {ptr}: not a swarm task's or a compose container's name",
-                    address.ip,
-                    address.interface
-                ),
-            },
-            Ok(None) => missing.push(format!("{} on {}", address.ip, address.interface)),
-            Err(dns::Miss::NoAddresses(why)) => {
-                missing.push(format!("{} on {} ({why})", address.ip, address.interface))
+    for tier in tiers {
+        if !hits.is_empty() || !missing.is_empty() {
+            break;
+        }
+        for address in tier {
+            // Docker answers its own records at once; an address it does not know (ingress,
+            // gwbridge) may be forwarded upstream, which must not hold the others up.
+            match dns::reverse(address.ip, server, Some((Instant::now() + PER_ADDRESS).min(end))) {
+                Ok(Some(ptr)) => match classify(&ptr) {
+                    Some(named) => hits.push(Hit { address: address.clone(), ptr, named }),
+                    None => {
+                        log::debug!(
+                            "{} on {} is {ptr}: not a swarm task's or a compose container's name",
+                            address.ip,
+                            address.interface
+                        );
+                        seen.push(format!("{} on {} is {ptr}", address.ip, address.interface));
+                    }
+                },
+                Ok(None) => missing.push(format!("{} on {}", address.ip, address.interface)),
+                Err(dns::Miss::NoAddresses(why)) => {
+                    missing.push(format!("{} on {} ({why})", address.ip, address.interface))
+                }
+                Err(dns::Miss::Failed(e)) => missing.push(format!("{} on {} ({e:#})", address.ip, address.interface)),
             }
-            Err(dns::Miss::Failed(e)) => missing.push(format!("{} on {} ({e:#})", address.ip, address.interface)),
         }
     }
-    if !hits.is_empty() {
-        return Ok(Some(hits));
-    }
-    if missing.is_empty() {
-        return Ok(None);
+    if !hits.is_empty() || missing.is_empty() {
+        return Ok(Looked { hits, seen });
     }
     Err(AttemptError::Unavailable(anyhow!("no PTR record at {shown} yet for {}", missing.join(", "))))
 }

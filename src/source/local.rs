@@ -119,6 +119,11 @@ fn usable(ip: IpAddr) -> bool {
     super::rancher::reachable(ip)
 }
 
+/// The interface holding the IPv4 default route (docker_gwbridge's, in a Swarm task), if any.
+pub fn default_route_interface() -> Option<String> {
+    fs::read_to_string("/proc/net/route").ok().and_then(|t| default_route_v4(&t))
+}
+
 /// The interface of the lowest-metric IPv4 default route in /proc/net/route's format.
 fn default_route_v4(table: &str) -> Option<String> {
     table

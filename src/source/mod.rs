@@ -1,15 +1,16 @@
 //! Who is this node: the sources of an identity, one file per platform, all of the same shape.
 //!
-//! A source answers four things (PLATFORMS.md, "The contract of a source"): the node's IP (the
+//! A source answers four things (docs/platforms.md, "The contract of a source"): the node's IP (the
 //! address its peers reach it on), its service (what the node's peers have in common), the peer
 //! query (the DNS name whose A/AAAA records are the peers; `None` when the platform names none),
 //! and extras exported as they are. It also says why (`evidence`), for the info line and
 //! `print-env`, and it logs its decisions at `debug`. What it cannot learn is a [`Fail`] naming
 //! the flag or variable that fixes it, never a name built from a wrong address.
 //!
-//! Each platform file has `detect(&Context) -> Option<String>` (the evidence of its signal, for
-//! `--source auto`, which [`detect`] runs in PLATFORMS.md's order) and
-//! `identify(&Context) -> Result<Identity, Fail>`. A platform named by `--source` (or
+//! Each platform file has `identify(&Context) -> Result<Identity, Fail>` and, where a signal of
+//! its own says it is there, `detect(&Context) -> Option<String>` (the evidence, for `--source
+//! auto`, which [`detect`] runs in docs/platforms.md's order); Swarm and Compose share one look at
+//! Docker's DNS ([`docker`]), which tells them apart. A platform named by `--source` (or
 //! `RANCHER_BOOT_SOURCE`) is identified with no detection.
 //!
 //! This file applies the overrides, once, to whatever a source found: `--ip`, `--service` (where

@@ -225,9 +225,26 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
         return Some(format!("resolv.conf names Rancher's DNS {rancher_dns}"));
     }
     let host = metadata_host(url)?;
+    // On Docker's DNS (127.0.0.11) the name is no Rancher's: Rancher 1.x gives its containers its
+    // own DNS (169.254.169.250, above). Docker forwards a name it does not know to the host's
+    // upstream resolver, so asking would send rancher-metadata.rancher.internal off the host on
+    // every Swarm and Compose boot (and every `docker exec ... rancher-boot`). Only /etc/hosts is
+    // read there; a Compose demo with a metadata stand-in sets RANCHER_METADATA_URL.
+    if ctx.nameservers().first().is_some_and(|ns| ns.ip() == std::net::IpAddr::V4(super::docker::DOCKER_DNS)) {
+        let found = std::fs::read_to_string(crate::dns::hosts::HOSTS)
+            .map(|text| crate::dns::hosts::addresses(&text, host))
+            .unwrap_or_default();
+        if found.is_empty() {
+            log::debug!(
+                "not rancher: on Docker's DNS, and {host} is not in /etc/hosts (not asked: Docker would forward it)"
+            );
+            return None;
+        }
+        return Some(format!("{host} is in /etc/hosts: {}", super::list(&found)));
+    }
     // As the client will find it (/etc/hosts, then DNS), but asked as the absolute name it is:
     // Docker copies the host's search list into containers, and each search domain would cost
-    // every Swarm and Compose boot one more round trip (SPEC 13 allows one in all).
+    // every Swarm and Compose boot one more round trip (docs/spec.md section 13 allows one in all).
     let absolute = format!("{}.", host.trim_end_matches('.'));
     match crate::dns::host_addresses(&absolute, ctx.config.dns_server, Instant::now() + DETECT_RESOLVE) {
         Ok(found) if !found.is_empty() => Some(format!("{host} resolves to {}", super::list(&found))),
@@ -242,7 +259,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
     }
 }
 
-/// How long detection waits for the metadata host name to resolve (PLATFORMS.md, step 5).
+/// How long detection waits for the metadata host name to resolve (docs/platforms.md, step 5).
 pub const DETECT_RESOLVE: Duration = Duration::from_millis(250);
 
 /// The host of an `http://host[:port]/path` URL (checked by the command line already).

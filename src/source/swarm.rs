@@ -1,4 +1,4 @@
-//! The swarm source (PLATFORMS.md, "Docker Swarm"): a task's overlay address, named by the PTR
+//! The swarm source (docs/platforms.md, "Docker Swarm"): a task's overlay address, named by the PTR
 //! record Docker's DNS keeps for it, `<service>.<slot>.<task id>.<network>`; the service is its
 //! first label (`<stack>_<service>` when deployed as a stack), the peer query `tasks.<service>`.
 //! The ingress and `docker_gwbridge` addresses (the latter holds the default route, which is why
@@ -6,10 +6,6 @@
 
 use super::{Context, Identity, Platform, docker};
 use crate::exit::Fail;
-
-pub fn detect(ctx: &Context<'_>) -> Option<String> {
-    docker::detect_as(ctx, Platform::Swarm)
-}
 
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
     docker::identify_as(ctx, Platform::Swarm)

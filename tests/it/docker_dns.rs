@@ -29,6 +29,9 @@ struct Net {
     daemon: Option<String>,
     /// resolv.conf's search list, as Docker copies the host's into a container (ndots 1 then).
     search: Option<&'static str>,
+    /// Forward what the stand-in does not know to an upstream on 127.0.0.12, as Docker's DNS
+    /// forwards to the host's resolver; the upstream logs each query as `UPSTREAM query[...]`.
+    upstream: bool,
 }
 
 /// A Swarm task: ingress on eth0, the service's overlay on eth1, docker_gwbridge on eth2 with the
@@ -75,7 +78,14 @@ printf 'nameserver 127.0.0.11\n%s\noptions ndots:%s timeout:1 attempts:1\n' "$RB
 mount --bind "$d/resolv.conf" /etc/resolv.conf
 trap 'kill $(cat "$d/pid-daemon" 2>/dev/null) 2>/dev/null; wait; for f in "$d"/pid*; do kill $(cat "$f") 2>/dev/null; done; rm -rf "$d"' EXIT
 "#;
-    s += &format!("{DNSMASQ} --pid-file=\"$d/pid1\" {}\n", net.records.join(" "));
+    let dnsmasq = if net.upstream {
+        s += "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --local=/#/ --bind-interfaces \
+              --listen-address=127.0.0.12 --port=53 --pid-file=\"$d/pid0\" --log-queries --log-facility=\"$d/upstream\"\n";
+        DNSMASQ.replace("--local=/#/", "--server=127.0.0.12")
+    } else {
+        DNSMASQ.to_string()
+    };
+    s += &format!("{dnsmasq} --pid-file=\"$d/pid1\" {}\n", net.records.join(" "));
     if let Some((after, records)) = &net.late {
         s += &format!(
             "( sleep {:.3}; p=$(cat \"$d/pid1\"); kill $p; while kill -0 $p 2>/dev/null; do sleep 0.01; done; {DNSMASQ} --pid-file=\"$d/pid2\" {} ) &\n",
@@ -87,7 +97,7 @@ trap 'kill $(cat "$d/pid-daemon" 2>/dev/null) 2>/dev/null; wait; for f in "$d"/p
         s += &format!("{daemon} >/dev/null 2>&1 & echo $! > \"$d/pid-daemon\"\n");
     }
     // dnsmasq's query log, when a test asked for one (--log-queries), after rancher-boot's stderr.
-    s += "set +e\n\"$0\" \"$@\"\nstatus=$?\n[ -f \"$d/queries\" ] && cat \"$d/queries\" >&2\nexit $status\n";
+    s += "set +e\n\"$0\" \"$@\"\nstatus=$?\n[ -f \"$d/queries\" ] && cat \"$d/queries\" >&2\n[ -f \"$d/upstream\" ] && sed 's/^/UPSTREAM /' \"$d/upstream\" >&2\nexit $status\n";
     s
 }
 
@@ -307,12 +317,17 @@ fn overrides_win_and_the_query_follows_the_service() {
 #[test]
 fn the_compose_demo_with_fake_metadata_is_still_rancher() {
     // docker/compose.yml and docker/e2e.sh: fake-rancher-metadata answers as the metadata host
-    // name on the containers' network. Detection's step 5 finds it before step 6 would read the
-    // (compose-shaped) PTR, so Rancher users lose nothing.
+    // name on the containers' network, and the demo names its URL (RANCHER_METADATA_URL): on
+    // Docker's DNS detection does not ask for the metadata host name, which Docker would forward
+    // off the host. Step 5 finds the URL before step 6 would read the (compose-shaped) PTR.
     let mut net = compose("demo_hello_1.demo_default");
     net.records.extend(a("rancher-metadata.rancher.internal", &["172.23.0.3"]));
     net.daemon = Some(format!("{FAKE_BIN} --listen 172.23.0.3:80 --mirror --service hello --stack demo"));
     let (output, env, _) = print_env(&net, &["--peers", "none"], &[]);
+    assert_code(&output, 0);
+    assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "no URL: the name is not asked {}", stderr(&output));
+    let url = [("RANCHER_METADATA_URL", "http://rancher-metadata.rancher.internal/2016-07-29")];
+    let (output, env, _) = print_env(&net, &["--peers", "none"], &url);
     assert_code(&output, 0);
     assert_eq!(env["RANCHER_BOOT_PLATFORM"], "rancher", "{}", stderr(&output));
     assert_eq!(env["NODE_NAME"], "hello@172.23.0.3");
@@ -321,10 +336,11 @@ fn the_compose_demo_with_fake_metadata_is_still_rancher() {
 }
 
 #[test]
-fn auto_costs_one_round_trip_more_than_the_named_source_even_with_a_search_list() {
-    // SPEC 13: on Docker, --source auto asks at most one round trip more than --source swarm.
-    // Detection's step 5 asks the metadata host name (A and AAAA together) as the absolute name
-    // it is: Docker copies the host's search list into containers, and each domain would cost more.
+fn auto_costs_no_round_trip_more_than_the_named_source_even_with_a_search_list() {
+    // docs/spec.md section 13: on Docker, --source auto asks at most one round trip more than
+    // --source swarm. On Docker's DNS it asks none: the metadata host name is not asked there
+    // (Docker would forward it upstream), and Docker copies the host's search list into
+    // containers, which would have multiplied it.
     let mut net = swarm("hello", "appnet");
     net.search = Some("corp.rancher-boot.test lab.rancher-boot.test");
     net.records.extend(["--log-queries".to_string(), "--log-facility=$d/queries".to_string()]);
@@ -338,7 +354,107 @@ fn auto_costs_one_round_trip_more_than_the_named_source_even_with_a_search_list(
     let named = queries("swarm");
     let auto = queries("auto");
     let extra: Vec<&String> = auto.iter().filter(|q| !named.contains(q)).collect();
-    assert_eq!(extra.len(), 2, "auto asked {extra:?} more than swarm ({named:?})");
-    assert!(extra.iter().any(|q| q.starts_with("A] rancher-metadata.rancher.internal from")), "{extra:?}");
-    assert!(extra.iter().any(|q| q.starts_with("AAAA] rancher-metadata.rancher.internal from")), "{extra:?}");
+    assert_eq!(extra, Vec::<&String>::new(), "auto asked more than swarm ({named:?})");
+}
+
+#[test]
+fn a_named_source_that_finds_nothing_says_what_it_found_where_and_what_to_try() {
+    // Issue 22, item 7: before, "no local address has a PTR record of the shape", and no more.
+    let mut net = Net { addresses: vec![("eth0", "172.23.0.3/16")], ..Net::default() };
+    net.records.push(ptr("172.23.0.3", "web.rbtest-net"));
+    let (output, _) = boot(&net, &["--source", "swarm", "--timeout", "1s", "print-env"], &[]);
+    assert_code(&output, 78);
+    let err = stderr(&output);
+    assert!(err.contains("at 127.0.0.11"), "the nameserver: {err}");
+    assert!(err.contains("172.23.0.3 on eth0 is web.rbtest-net"), "what it found: {err}");
+    assert!(err.contains("--source auto"), "what to try: {err}");
+}
+
+/// Issue 22, item 2: the PTR Docker's DNS answers for a Compose container is
+/// `<container name>.<network's real name>` (moby: `buildEndpointDNSNames` puts the container
+/// name first, `Network.ResolveIP` appends the network name); the container name is
+/// `<project>_<service>_<n>` (v1) or `<project>-<service>-<n>` (v2, `api.Separator`), and a network
+/// Compose creates is really named `<project>_<network>` (compose-go's normalize), `default` too.
+#[test]
+fn every_compose_name_shape_gives_its_service() {
+    for (name, service) in [
+        ("demo_hello_2.demo_default", "hello"),               // v1, default network
+        ("demo_hello_2.demo_cluster", "hello"),               // v1, a named network
+        ("demo-hello-2.demo_default", "hello"),               // v2, default network
+        ("demo-hello-2.demo_cluster", "hello"),               // v2, a named network (the README's example)
+        ("my-app-api-server-1.my-app_default", "api-server"), // v2, dashes in project and service
+        ("my_app-web-1.my_app_backend", "web"),               // v2, underscores in the project
+        ("my_app-my_web-3.my_app_default", "my_web"),
+        ("myapp_my-web_10.myapp_backend", "my-web"), // v1, a dash in the service
+    ] {
+        let mut net = Net { addresses: vec![("eth0", "172.23.0.3/16")], ..Net::default() };
+        net.records.push(ptr("172.23.0.3", name));
+        net.records.extend(a(service, &["172.23.0.2", "172.23.0.3"]));
+        let (output, env, _) = print_env(&net, &[], &[]);
+        assert_code(&output, 0);
+        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "{name}: {}", stderr(&output));
+        assert_eq!(env["SERVICE_NAME"], service, "{name}");
+        assert_eq!(env["PEER_IPS"], "172.23.0.2", "{name}");
+    }
+}
+
+/// The README's Compose section says what Docker's DNS answers; each name it shows in backticks
+/// of the container-name shape must be one rancher-boot recognises (before: `demo-hello-2.cluster`).
+#[test]
+fn the_readme_compose_examples_are_recognised() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let names: Vec<&str> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| (word.starts_with("demo_hello_") || word.starts_with("demo-hello-")) && word.contains('.'))
+        .collect();
+    assert!(names.len() >= 2, "{names:?}");
+    for name in names {
+        let mut net = Net { addresses: vec![("eth0", "172.23.0.3/16")], ..Net::default() };
+        net.records.push(ptr("172.23.0.3", name));
+        let (output, env, _) = print_env(&net, &["--peers", "none"], &[]);
+        assert_code(&output, 0);
+        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "the README's {name}: {}", stderr(&output));
+        assert_eq!(env["SERVICE_NAME"], "hello", "{name}");
+    }
+}
+
+/// Issue 22, item 6: what a Swarm task's `--source auto` boot makes Docker's DNS forward to the
+/// host's upstream resolver. The stand-in forwards what it does not know, as Docker's does
+/// (moby's resolver forwards every A/AAAA/PTR it has no record of), to a counting upstream.
+/// Before: the metadata host name (A and AAAA) and the PTRs of the gwbridge and ingress
+/// addresses, on every boot and every `docker exec ... rancher-boot`.
+#[test]
+fn a_swarm_task_asks_the_upstream_resolver_nothing_it_can_avoid() {
+    let upstream = |net: &Net| -> Vec<String> {
+        let (output, env, _) = print_env(net, &[], &[]);
+        assert_code(&output, 0);
+        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "swarm", "{}", stderr(&output));
+        assert_eq!(env["NODE_NAME"], "hello@10.0.1.4");
+        assert_eq!(env["PEER_IPS"], "10.0.1.3 10.0.1.5");
+        stderr(&output)
+            .lines()
+            .filter(|l| l.starts_with("UPSTREAM ") && l.contains("query["))
+            .map(|l| l.split_once("query[").map_or("", |(_, q)| q).to_string())
+            .collect()
+    };
+    // Docker answers a name it knows with no AAAA as NODATA itself (moby: ResolveName finds the
+    // name, so nothing is forwarded); dnsmasq needs to be told that the name is local.
+    let known = "--local=/tasks.hello/".to_string();
+    // No published port: the overlay (eth1) and docker_gwbridge (eth2, the default route).
+    let mut net = swarm("hello", "appnet");
+    net.addresses.remove(0);
+    net.records.push(known.clone());
+    net.upstream = true;
+    assert_eq!(upstream(&net), Vec::<String>::new(), "forwarded upstream");
+
+    // A published port adds the ingress interface (eth0): its PTR is still asked, the one question
+    // left (Docker names no ingress address and rancher-boot cannot tell ingress from an overlay
+    // without asking); never the metadata host or the gwbridge address.
+    let mut net = swarm("hello", "appnet");
+    net.records.push(known);
+    net.upstream = true;
+    let asked = upstream(&net);
+    assert!(asked.iter().all(|q| q.starts_with("PTR] 5.0.0.10.in-addr.arpa")), "forwarded upstream: {asked:?}");
 }

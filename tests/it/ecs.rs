@@ -1,6 +1,6 @@
 //! The ECS source against an in-process stand-in for the task metadata endpoint v4, serving
 //! AWS's documented answers (the developer guide's examples of `${ECS_CONTAINER_METADATA_URI_V4}`
-//! and `.../task`) and the variations of PLATFORMS.md: two networks, dual-stack, IPv6 only, bridge
+//! and `.../task`) and the variations of docs/platforms.md: two networks, dual-stack, IPv6 only, bridge
 //! mode, no `ServiceName` (Fargate), no `Networks`, a CodeBuild-like answer, a 500 then JSON.
 
 use serde_json::Value;

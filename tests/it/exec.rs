@@ -1,4 +1,4 @@
-//! Exec, arguments, exit codes, signals and passthrough: FAULTS.md items 15-19, run as a user would.
+//! Exec, arguments, exit codes, signals and passthrough: docs/faults.md items 15-19, run as a user would.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

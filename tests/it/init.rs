@@ -1,4 +1,4 @@
-//! `--init` (FAULTS.md item 20), modelled on tini's and dumb-init's suites: exit codes, forwarded
+//! `--init` (docs/faults.md item 20), modelled on tini's and dumb-init's suites: exit codes, forwarded
 //! signals, 128+N, zombie reaping as PID 1 and as subreaper, the child's clean signal state, no
 //! process-group signalling, and a real Erlang VM stopped by SIGTERM inside a PID namespace.
 //!
@@ -527,5 +527,8 @@ fn the_init_variable_takes_1_yes_on_and_refuses_other_words() {
     command.args(["--source", "local", "--ip", "10.1.2.3", "--service", "t", "--peers", "none", "--", "true"]);
     let output = run(command.env("RANCHER_BOOT_INIT", "sure"));
     assert_code(&output, 64);
-    assert!(stderr(&output).contains("invalid value 'sure' for '--init"), "{}", stderr(&output));
+    // Named by the variable the user set, with the words it takes (issue 22, item 7).
+    let err = stderr(&output);
+    assert!(err.contains("invalid value 'sure' for RANCHER_BOOT_INIT (the variable of --init)"), "{err}");
+    assert!(err.contains("1/0, true/false, yes/no or on/off"), "{err}");
 }

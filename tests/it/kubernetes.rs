@@ -200,3 +200,38 @@ fn a_pod_without_pod_ip_or_hosts_line_is_a_78_naming_pod_ip() {
     assert_code(&output, 78);
     assert!(stderr(&output).contains("POD_IP is not set"), "{}", stderr(&output));
 }
+
+/// Issue 22, item 1: an SRV peer query by host name, with `--wait-peers`, is asked as SRV (it
+/// waited out `--timeout` asking A/AAAA of the SRV name, then exited 69).
+#[test]
+fn an_srv_query_by_hostname_with_wait_peers_boots_at_once() {
+    let srv: Vec<String> = (0..3)
+        .map(|n| format!("--srv-host=_epmd._tcp.hello.shop.svc.k8s.test,hello-{n}.hello.shop.svc.k8s.test,4369"))
+        .collect();
+    let srv: Vec<&str> = srv.iter().map(String::as_str).collect();
+    let dns = Dnsmasq::start_with(RECORDS, &srv);
+    for wait in ["0", "2"] {
+        let pod = Pod::stateful("hello-1", "10.244.1.6");
+        let output = pod.boot(
+            &dns,
+            &[
+                "--name-by",
+                "hostname",
+                "--peer-query",
+                "_epmd._tcp.hello.shop.svc.k8s.test.",
+                "--wait-peers",
+                wait,
+                "--timeout",
+                "5s",
+            ],
+        );
+        let e = exports(&output);
+        assert_eq!(
+            e["PEER_NODES"],
+            "hello@hello-0.hello.shop.svc.k8s.test hello@hello-2.hello.shop.svc.k8s.test",
+            "--wait-peers {wait}: {}",
+            stderr(&output)
+        );
+        assert_eq!(e["PEER_IPS"], "10.244.1.5 10.244.1.7");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod dns_answers;
 mod docker_dns;
+mod docs;
 mod doctor;
 mod ecs;
 mod erlang;
@@ -19,3 +20,4 @@ mod secrets;
 mod sources;
 mod support;
 mod templates;
+mod usage;

@@ -1,4 +1,4 @@
-//! The Rancher source against a scripted metadata server: FAULTS.md items 1-10.
+//! The Rancher source against a scripted metadata server: docs/faults.md items 1-10.
 
 use std::net::TcpListener;
 use std::process::Command;

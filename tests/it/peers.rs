@@ -1,4 +1,4 @@
-//! Peers at boot (SPEC section 5; FAULTS 11–14): DNS against a real dnsmasq on loopback, metadata
+//! Peers at boot (docs/spec.md section 5; docs/faults.md 11–14): DNS against a real dnsmasq on loopback, metadata
 //! against the in-process server, and two real Erlang VMs that must be connected when the second
 //! one's boot completes.
 //!
@@ -34,8 +34,14 @@ pub(crate) struct Dnsmasq {
 impl Dnsmasq {
     /// On 127.0.0.1, a free port.
     pub(crate) fn start(hosts: &str) -> Dnsmasq {
+        Dnsmasq::start_with(hosts, &[])
+    }
+
+    /// On 127.0.0.1, a free port, with more of dnsmasq's options (`--srv-host=...`).
+    pub(crate) fn start_with(hosts: &str, options: &[&str]) -> Dnsmasq {
         for _ in 0..5 {
-            if let Some(server) = Dnsmasq::try_start(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), free_port()), hosts) {
+            let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), free_port());
+            if let Some(server) = Dnsmasq::try_start(addr, hosts, options) {
                 return server;
             }
         }
@@ -43,7 +49,7 @@ impl Dnsmasq {
     }
 
     /// On `addr`, or `None` if that address cannot be had (taken between our probe and its bind).
-    fn try_start(addr: SocketAddr, hosts: &str) -> Option<Dnsmasq> {
+    fn try_start(addr: SocketAddr, hosts: &str, options: &[&str]) -> Option<Dnsmasq> {
         let dir = tempdir();
         let hosts_path = dir.path().join("hosts");
         let log = dir.path().join("dnsmasq.log");
@@ -63,6 +69,7 @@ impl Dnsmasq {
             .arg(format!("--listen-address={}", addr.ip()))
             .arg(format!("--port={}", addr.port()))
             .arg(format!("--addn-hosts={}", hosts_path.display()))
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("dnsmasq log file"))
@@ -177,7 +184,7 @@ fn drain(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> 
     })
 }
 
-// --- FAULTS 11: the first container of a service ---------------------------------------------
+// --- docs/faults.md 11: the first container of a service ---------------------------------------------
 
 #[test]
 fn a_name_that_does_not_resolve_is_no_peers_and_the_boot_goes_on() {
@@ -251,7 +258,7 @@ fn peers_none_asks_nobody() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-// --- FAULTS 12: --wait-peers ------------------------------------------------------------------
+// --- docs/faults.md 12: --wait-peers ------------------------------------------------------------------
 
 #[test]
 fn wait_peers_waits_until_the_second_peer_appears() {
@@ -328,7 +335,7 @@ fn wait_peers_on_a_name_that_never_resolves_gives_up_too() {
     assert!(stderr(&output).contains("last error: found 0 of 1 peers for svc.test (NXDOMAIN)"), "{}", stderr(&output));
 }
 
-// --- FAULTS 13: an answer larger than 512 bytes -----------------------------------------------
+// --- docs/faults.md 13: an answer larger than 512 bytes -----------------------------------------------
 
 #[test]
 fn sixty_addresses_are_all_found_over_tcp_sorted_and_unique() {
@@ -348,7 +355,7 @@ fn sixty_addresses_are_all_found_over_tcp_sorted_and_unique() {
     assert_eq!(stdout(&output), expected);
 }
 
-// --- FAULTS 14: resolv.conf's search list, ndots and nameservers ------------------------------
+// --- docs/faults.md 14: resolv.conf's search list, ndots and nameservers ------------------------------
 
 #[test]
 fn a_short_name_is_found_through_the_search_list() {
@@ -431,7 +438,7 @@ fn resolv_conf_nameservers_are_used_without_dns_server() {
     let dns = (2..40)
         .map(|n| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 53, 0, n)), 53))
         .filter(|addr| UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok())
-        .find_map(|addr| Dnsmasq::try_start(addr, &hosts("svc.demo.test", &["10.3.0.2", "10.3.0.3"])))
+        .find_map(|addr| Dnsmasq::try_start(addr, &hosts("svc.demo.test", &["10.3.0.2", "10.3.0.3"]), &[]))
         .expect("a loopback address with port 53 free");
     let dir = tempdir();
     let resolv = write_file(dir.path(), "resolv.conf", &format!("nameserver {}\nsearch demo.test\n", dns.addr.ip()));
@@ -629,4 +636,34 @@ fn a_second_erlang_node_is_connected_to_the_first_when_its_boot_completes() {
         "{}",
         stderr(&output)
     );
+}
+
+// --- An SRV peer query (issue 22, item 1) -----------------------------------------------------
+
+/// `_epmd._tcp.hello.ns.svc.zone.` with three targets, each with its address in the hosts file.
+const SRV_HOSTS: &str = "10.4.0.1 hello-0.hello.ns.svc.zone\n10.4.0.2 hello-1.hello.ns.svc.zone\n\
+    10.4.0.3 hello-2.hello.ns.svc.zone\n";
+const SRV_RECORDS: [&str; 3] = [
+    "--srv-host=_epmd._tcp.hello.ns.svc.zone,hello-0.hello.ns.svc.zone,4369",
+    "--srv-host=_epmd._tcp.hello.ns.svc.zone,hello-1.hello.ns.svc.zone,4369",
+    "--srv-host=_epmd._tcp.hello.ns.svc.zone,hello-2.hello.ns.svc.zone,4369",
+];
+
+#[test]
+fn an_srv_query_by_ip_finds_the_targets_addresses_with_and_without_wait_peers() {
+    let dns = Dnsmasq::start_with(SRV_HOSTS, &SRV_RECORDS);
+    for wait in ["0", "2"] {
+        let started = Instant::now();
+        let output = run(boot("10.4.0.2", &dns, "_epmd._tcp.hello.ns.svc.zone.")
+            .args(["--wait-peers", wait, "--timeout", "10s"])
+            .args(SHOW_PEERS));
+        assert_code(&output, 0);
+        assert_eq!(
+            stdout(&output),
+            "10.4.0.1 10.4.0.3|hello@10.4.0.1 hello@10.4.0.3|['hello@10.4.0.1','hello@10.4.0.3']",
+            "--wait-peers {wait}: {}",
+            stderr(&output)
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "--wait-peers {wait}: {:?}", started.elapsed());
+    }
 }

@@ -1,4 +1,4 @@
-//! Secrets (SPEC sections 7 and 8, FAULT 25): the cookie file, and the cookie never printed —
+//! Secrets (docs/spec.md sections 7 and 8, docs/faults.md 25): the cookie file, and the cookie never printed —
 //! not in logs at trace level, not by `print-env` without `--show-secrets`, not by `--dry-run`, not
 //! in any error. Also `print-env`'s three formats, checked by their consumers (sh, serde_json).
 

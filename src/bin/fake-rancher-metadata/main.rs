@@ -1,4 +1,4 @@
-//! fake-rancher-metadata: a stand-in for Rancher 1.x's metadata service (SPEC section 11).
+//! fake-rancher-metadata: a stand-in for Rancher 1.x's metadata service (docs/spec.md section 11).
 //!
 //! It lets images built for Rancher run on plain Docker or a laptop, and it is the metadata
 //! service of this project's integration tests and end-to-end demo. The program reads like a
@@ -54,7 +54,7 @@ URLS:
   Text by default, compact JSON with `Accept: application/json`; 2016-07-29 and latest
   lower-case names; in 2015-07-25 a service's containers are names.
 
-FAULTS:
+docs/faults.md:
   --not-found-first N and --not-found-for DURATION answer 404 to a caller (counted per source
   address) before it gets real answers; --delay DURATION slows every answer. DURATION is
   like 250ms, 3s, 1.5s, 2m; a bare number is seconds.";
