@@ -1,9 +1,12 @@
 //! The boot, as a numbered script: read local inputs, learn the identity, find peers, build the
 //! environment, render the templates, then hand over to the program.
 //!
-//! Local inputs (the cookie file, or a mix release's need of one; the template sources) are read first, so that a configuration
-//! mistake fails at once instead of after a minute of waiting for metadata. Nothing is written
-//! until every template of the run has rendered without error.
+//! Local inputs (the cookie file, or a mix release's need of one; the template sources; the
+//! `--user` to run as) are read first, so that a configuration mistake fails at once instead of
+//! after a minute of waiting for metadata. Nothing is written until every template of the run
+//! has rendered without error. With `--user`, what is written (templates, the runtime dir, the
+//! state file, `~/.erlang.cookie`) is that user's, and the drop to it is the last step before the
+//! hand-over: after it rancher-boot can read and write nothing that needed root.
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder};
@@ -22,7 +25,7 @@ use crate::exec;
 use crate::exit::{Exit, Fail};
 use crate::source::{self, Context, Identity};
 use crate::template::{self, Kind};
-use crate::{cookie, init, state};
+use crate::{cookie, init, state, user};
 
 #[allow(clippy::needless_pass_by_value)] // the config is this run's, and ends with it
 pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
@@ -35,6 +38,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         cookie::check_mix_release_cookie(Path::new(program), std::env::var_os("RELEASE_COOKIE").as_deref())?;
     }
     let sources = read_templates(&config.templates)?;
+    let target = config.user.as_deref().map(user::resolve).transpose()?;
+    let owner = target.as_ref().map(|t| (t.uid.as_raw(), t.gid.as_raw()));
+    let home_cookie = if config.cookie_home { Some(cookie_for_home(cookie.as_deref())?) } else { None };
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
     //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
@@ -114,7 +120,10 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         }
         Action::Run { .. } => {}
     }
-    let child_env = env::child_env(std::env::vars_os(), &exports);
+    let mut child_env = env::child_env(std::env::vars_os(), &exports);
+    if let Some(target) = &target {
+        child_env.insert("HOME".into(), target.home.clone().into_os_string());
+    }
 
     // 5. Render every template, then write them (or show them, with --dry-run).
     let rendered = render_templates(&config.templates, &sources, &child_env)?;
@@ -140,24 +149,88 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         }
         out += "# exports (with the inherited environment)\n";
         out += &env::format_exports(&exports, crate::cli::EnvFormat::Shell, false);
+        if let Some(target) = &target {
+            out += &format!("# as {}, HOME={}\n", target.describe(), target.home.display());
+        }
+        if let Some(path) = cookie_home_path(target.as_ref()).filter(|_| home_cookie.is_some()) {
+            out += &format!("# the cookie also goes to {} (0400)\n", path.display());
+        }
         if let Action::Run { program, args, .. } = &config.action {
             out += &format!("exec {}\n", exec::shell_command(program, args));
         }
         print(&out)?;
         return Ok(Exit::Ok);
     }
-    write_templates(&config, &rendered)?;
+    write_templates(&config, &rendered, owner)?;
+    if let Some(cookie) = &home_cookie {
+        write_home_cookie(cookie, target.as_ref())?;
+    }
 
     // 6. Hand over: from here on the program's own exit code is what counts.
     let Action::Run { program, args, .. } = &config.action else { unreachable!("handled above") };
     if boots {
-        remember(&config, program, identity.clone(), &exports, name_host);
+        remember(&config, program, identity.clone(), &exports, name_host, owner);
     }
-    log::info!("{summary}; exec {}", exec::shell_command(program, args));
+    let as_user = target.as_ref().map(|t| format!(" as {}", t.describe())).unwrap_or_default();
+    log::info!("{summary}; exec {}{as_user}", exec::shell_command(program, args));
+    // With --init too the drop comes first, in PID 1 itself: nothing stays root. A child that
+    // cannot change user (no setuid program) takes signals from a PID 1 of its own uid, and
+    // reaping needs no privilege.
+    if let Some(target) = &target {
+        user::drop_to(target)?;
+    }
     if config.init {
         return init::run(program, args, &child_env);
     }
     Err(exec::exec(program, args, &child_env))
+}
+
+/// The cookie `--cookie-home` writes: the one given (`--cookie-file`), else `RELEASE_COOKIE`.
+fn cookie_for_home(given: Option<&str>) -> Result<String, Fail> {
+    if let Some(cookie) = given {
+        return Ok(cookie.to_string());
+    }
+    match std::env::var_os("RELEASE_COOKIE") {
+        Some(value) => cookie::check_cookie(value.as_encoded_bytes())
+            .map_err(|why| Fail::new(Exit::Config, anyhow!("RELEASE_COOKIE (for --cookie-home): {why}"))),
+        None => Err(Fail::new(
+            Exit::Config,
+            anyhow!(
+                "--cookie-home (RANCHER_BOOT_COOKIE_HOME) has no cookie to write: give --cookie-file \
+                 (RANCHER_BOOT_COOKIE_FILE) or set RELEASE_COOKIE"
+            ),
+        )),
+    }
+}
+
+/// `$HOME/.erlang.cookie` of the `--user` (its passwd entry's home), else of this process.
+fn cookie_home_path(target: Option<&user::Target>) -> Option<std::path::PathBuf> {
+    let home = match target {
+        Some(target) => Some(target.home.clone()),
+        None => std::env::var_os("HOME").filter(|h| !h.is_empty()).map(std::path::PathBuf::from),
+    };
+    home.map(|home| home.join(".erlang.cookie"))
+}
+
+/// Writes the cookie where Erlang looks, atomically, 0400, the user's. Errors name the path and
+/// never the cookie.
+fn write_home_cookie(cookie: &str, target: Option<&user::Target>) -> Result<(), Fail> {
+    let Some(path) = cookie_home_path(target) else {
+        return Err(Fail::new(Exit::Config, anyhow!("--cookie-home: HOME is not set, and no --user gives one")));
+    };
+    let owner = target.map(|t| (t.uid.as_raw(), t.gid.as_raw()));
+    template::write_atomic_as(&path, cookie.as_bytes(), 0o400, owner).map_err(|e| Fail::new(Exit::CantCreate, e))?;
+    log::debug!("wrote the cookie to {}", path.display());
+    Ok(())
+}
+
+/// Creates the runtime dir (0700) if need be and, with `--user`, gives it to that user.
+fn make_runtime_dir(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    }
+    Ok(())
 }
 
 /// The release's commands that start the node: a passthrough with one of them (or none) is the
@@ -186,6 +259,7 @@ fn remember(
     identity: Identity,
     exports: &env::Exports,
     name_host: Option<&str>,
+    owner: Option<(u32, u32)>,
 ) {
     let release_cookie = std::path::Path::new(program)
         .parent()
@@ -208,12 +282,9 @@ fn remember(
         erl_aflags: exports.get("ERL_AFLAGS").cloned(),
         cookie,
     };
-    let saved = DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.runtime_dir)
+    let saved = make_runtime_dir(&config.runtime_dir, owner)
         .map_err(anyhow::Error::from)
-        .and_then(|()| state::save(&config.runtime_dir, state));
+        .and_then(|()| state::save(&config.runtime_dir, state, owner));
     if let Err(e) = saved {
         log::warn!(
             "cannot write the state file in {}: {e:#}; probe and print-env will derive the identity",
@@ -299,9 +370,9 @@ fn render_templates(
     Ok(rendered)
 }
 
-fn write_templates(config: &Config, rendered: &[Vec<u8>]) -> Result<(), Fail> {
+fn write_templates(config: &Config, rendered: &[Vec<u8>], owner: Option<(u32, u32)>) -> Result<(), Fail> {
     if config.templates.iter().any(|spec| spec.dest.starts_with(&config.runtime_dir)) {
-        DirBuilder::new().recursive(true).mode(0o700).create(&config.runtime_dir).map_err(|e| {
+        make_runtime_dir(&config.runtime_dir, owner).map_err(|e| {
             Fail::new(
                 Exit::CantCreate,
                 anyhow!(
@@ -314,7 +385,7 @@ fn write_templates(config: &Config, rendered: &[Vec<u8>]) -> Result<(), Fail> {
     }
     for (spec, text) in config.templates.iter().zip(rendered) {
         // write_atomic's error names the path and the step that failed.
-        template::write_atomic(&spec.dest, text).map_err(|e| Fail::new(Exit::CantCreate, e))?;
+        template::write_atomic_as(&spec.dest, text, 0o600, owner).map_err(|e| Fail::new(Exit::CantCreate, e))?;
         log::debug!("rendered {} to {}", spec.src.display(), spec.dest.display());
     }
     Ok(())

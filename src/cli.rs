@@ -45,7 +45,7 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
     override_usage = USAGE,
     allow_external_subcommands = true,
     after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins. \
-                  The variables of --init and --dry-run take 1/0, true/false, yes/no or on/off.\n\
+                  The variables of --init, --dry-run and --cookie-home take 1/0, true/false, yes/no or on/off.\n\
                   Exit codes: 64 usage, 65 invalid metadata, 66 template missing, 69 metadata or peers \
                   unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, 128+N signal."
 )]
@@ -248,6 +248,14 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_COOKIE_FILE", value_name = "PATH", global = true)]
     pub cookie_file: Option<PathBuf>,
 
+    /// Also write the cookie (--cookie-file, else RELEASE_COOKIE) to $HOME/.erlang.cookie of the --user (0400), where RabbitMQ, ejabberd and erl read it
+    #[arg(long, env = "RANCHER_BOOT_COOKIE_HOME", value_parser = parse_boolish, global = true)]
+    pub cookie_home: bool,
+
+    /// Run PROGRAM as this user (and group), dropped to after the files are written; HOME from passwd
+    #[arg(long, env = "RANCHER_BOOT_USER", value_name = "USER[:GROUP]", global = true)]
+    pub user: Option<String>,
+
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
     #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
     pub init: bool,
@@ -402,6 +410,10 @@ pub struct Config {
     pub dns_server: Option<SocketAddr>,
     pub wait_peers: usize,
     pub cookie_file: Option<PathBuf>,
+    /// `--cookie-home`: write the cookie to the (target) user's `$HOME/.erlang.cookie`.
+    pub cookie_home: bool,
+    /// `--user`, its shape checked (looked up by the boot).
+    pub user: Option<String>,
     pub init: bool,
     pub dry_run: bool,
 }
@@ -634,6 +646,9 @@ impl Cli {
             ));
         }
         check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
+        if let Some(user) = &o.user {
+            crate::user::check_spec(user).map_err(|e| Fail::new(Exit::Usage, e))?;
+        }
         let metadata_url = check_metadata_url(&o.metadata_url)?;
 
         let mut templates = Vec::new();
@@ -662,6 +677,8 @@ impl Cli {
             dns_server: o.dns_server,
             wait_peers: o.wait_peers,
             cookie_file: o.cookie_file,
+            cookie_home: o.cookie_home,
+            user: o.user,
             init: o.init,
             dry_run: o.dry_run,
         })

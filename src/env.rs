@@ -65,6 +65,12 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
     out.insert("RANCHER_IP", erl::ntoa(identity.ip));
     out.insert("RANCHER_SERVICE_NAME", identity.service.clone());
     out.insert("RELEASE_DISTRIBUTION", "name".to_string());
+    // The names other launchers read: RabbitMQ's (which also needs to be told a name is long:
+    // without RABBITMQ_USE_LONGNAME a dotted name stops the node) and ejabberd's (ejabberdctl
+    // picks -name or -sname itself, by the dot). Cheap and unambiguous: always exported.
+    out.insert("RABBITMQ_NODENAME", node.clone());
+    out.insert("RABBITMQ_USE_LONGNAME", is_long_name(&node).to_string());
+    out.insert("ERLANG_NODE", node.clone());
     out.insert("RELEASE_NODE", node);
     out.insert("PEER_IPS", peer_ips.join(" "));
     out.insert(
@@ -93,6 +99,11 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
         out.insert("ERL_AFLAGS", flags);
     }
     out
+}
+
+/// Whether `name@host` needs `-name` (long names): the host has a dot, or is an IPv6 address.
+pub fn is_long_name(node: &str) -> bool {
+    node.split_once('@').is_some_and(|(_, host)| host.contains('.') || host.contains(':'))
 }
 
 /// The inherited environment with the exports laid over it (rancher-boot's values win).
@@ -169,6 +180,9 @@ mod tests {
         assert_eq!(e["RELEASE_VM_ARGS"], "/tmp/rancher-boot/vm.args");
         assert_eq!(e["VMARGS_PATH"], "/tmp/rancher-boot/vm.args");
         assert_eq!(e["RANCHER_BOOT_PLATFORM"], "rancher");
+        assert_eq!(e["RABBITMQ_NODENAME"], "hello@10.42.96.65");
+        assert_eq!(e["RABBITMQ_USE_LONGNAME"], "true");
+        assert_eq!(e["ERLANG_NODE"], "hello@10.42.96.65");
         assert!(!e.contains_key("RELEASE_COOKIE"));
         assert!(!e.contains_key("ERL_AFLAGS"));
         assert!(!e.contains_key("DNS_CLUSTER_QUERY"), "only when asked to");
@@ -186,6 +200,18 @@ mod tests {
         assert_eq!(e["NODE_NAME"], "hello@hello-0.h.ns.svc.k8s");
         assert_eq!(e["RELEASE_NODE"], "hello@hello-0.h.ns.svc.k8s");
         assert_eq!(e["NODE_IP"], "10.0.0.1");
+    }
+
+    #[test]
+    fn rabbitmq_is_told_whether_the_name_is_long() {
+        assert!(is_long_name("rabbit@10.0.0.1") && is_long_name("rabbit@fd00::5") && is_long_name("rabbit@a.b"));
+        assert!(!is_long_name("rabbit@rmq-1") && !is_long_name("rabbit"));
+        let extras = Extras { name_host: Some("rmq-1"), ..Extras::default() };
+        let e = exports(&identity("10.0.0.1"), "rabbit", &extras);
+        assert_eq!(e["RABBITMQ_NODENAME"], "rabbit@rmq-1");
+        assert_eq!(e["RABBITMQ_USE_LONGNAME"], "false");
+        let e = exports(&identity("fd00::5"), "rabbit", &Extras::default());
+        assert_eq!(e["RABBITMQ_USE_LONGNAME"], "true");
     }
 
     #[test]

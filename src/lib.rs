@@ -20,4 +20,5 @@ pub mod probe;
 pub mod source;
 pub mod state;
 pub mod template;
+pub mod user;
 pub mod wait;

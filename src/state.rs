@@ -218,10 +218,12 @@ pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail>
 
 /// Writes the state of this process (the boot) atomically, readable by its owner only like the
 /// rest of the runtime dir.
-pub fn save(runtime_dir: &Path, mut state: State) -> anyhow::Result<()> {
+/// With `--user`, `owner` is that user's (uid, gid): the file is theirs, like the runtime dir.
+pub fn save(runtime_dir: &Path, mut state: State, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
     state.pid = std::process::id() as i32;
     state.start_time = start_time(state.pid).unwrap_or_default();
-    Ok(crate::template::write_atomic(&runtime_dir.join(FILE_NAME), state.to_json().as_bytes())?)
+    let path = runtime_dir.join(FILE_NAME);
+    Ok(crate::template::write_atomic_as(&path, state.to_json().as_bytes(), 0o600, owner)?)
 }
 
 #[cfg(test)]
@@ -268,7 +270,7 @@ mod tests {
     #[test]
     fn a_state_is_live_only_while_its_process_runs() {
         let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), state()).unwrap();
+        save(dir.path(), state(), None).unwrap();
         let live = load_live(dir.path()).expect("our own process runs");
         assert_eq!(live.pid, std::process::id() as i32);
         let mut stale = live;

@@ -174,6 +174,13 @@ fn show(bytes: &[u8]) -> String {
 /// already holds the new contents. A filesystem that cannot sync directories at all (EINVAL,
 /// ENOTSUP) is not an error.
 pub fn write_atomic(dest: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic_as(dest, contents, 0o600, None)
+}
+
+/// [`write_atomic`] with the file's `mode` and, with `--user`, its owner (uid, gid): both are set
+/// on the temporary file, before the rename, so the file never shows under its name with another
+/// owner or mode.
+pub fn write_atomic_as(dest: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
     let fail = |what: &str, e: io::Error| {
         let why = crate::exec::describe_io_error(&e);
         io::Error::new(e.kind(), format!("cannot write {}: {what}: {why}", dest.display()))
@@ -187,11 +194,15 @@ pub fn write_atomic(dest: &Path, contents: &[u8]) -> io::Result<()> {
     };
     // Opened first, so a directory we could not sync fails before anything changes.
     let dir_handle = File::open(dir).map_err(|e| fail("cannot open its directory", e))?;
-    let (tmp, mut file) = create_temp(dir, name).map_err(|e| fail("cannot create a temporary file", e))?;
-    let written = file
-        .write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| fail("cannot write the temporary file", e))
+    let (tmp, mut file) = create_temp(dir, name, mode).map_err(|e| fail("cannot create a temporary file", e))?;
+    let owned = match owner {
+        Some((uid, gid)) => std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+            .map_err(|e| fail("cannot give the temporary file to its owner", e)),
+        None => Ok(()),
+    };
+    let written = owned
+        .and_then(|()| file.write_all(contents).map_err(|e| fail("cannot write the temporary file", e)))
+        .and_then(|()| file.sync_all().map_err(|e| fail("cannot write the temporary file", e)))
         .and_then(|()| {
             drop(file);
             fs::rename(&tmp, dest).map_err(|e| fail("cannot rename the temporary file over it", e))
@@ -210,14 +221,14 @@ pub fn write_atomic(dest: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// Creates `.NAME.PID.N.tmp` in `dir`. `create_new` is `O_CREAT | O_EXCL`, which never follows a
 /// symlink, so a planted link cannot redirect the write.
-fn create_temp(dir: &Path, name: &OsStr) -> io::Result<(PathBuf, File)> {
+fn create_temp(dir: &Path, name: &OsStr, mode: u32) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     for _ in 0..64 {
         let mut tmp_name = OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
         let tmp = dir.join(tmp_name);
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),

@@ -1,7 +1,7 @@
 //! The boot form parsed without clap: the one command line every container start runs.
 //!
 //! `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...` is parsed on each start, and clap builds its whole
-//! command (twenty options with their help, defaults and environment twins) before it reads one
+//! command (two dozen options with their help, defaults and environment twins) before it reads one
 //! word: that was 70 % of a boot's instructions and a quarter of a millisecond (BENCHMARKS.md).
 //! This parser takes only the plain cases: known long options as `--name VALUE` or `--name=VALUE`,
 //! the flags, `-v`/`-q` and their clusters, and the environment twins. Anything else returns
@@ -46,7 +46,7 @@ const fn spec(long: &'static str, env: &'static str, kind: Kind) -> Spec {
 }
 
 /// clap's [`Options`], as far as parsing goes (checked against clap by the tests).
-pub(super) const SPECS: [Spec; 21] = [
+pub(super) const SPECS: [Spec; 23] = [
     spec("source", "RANCHER_BOOT_SOURCE", Kind::Value),
     spec("name-by", "RANCHER_BOOT_NAME_BY", Kind::Value),
     spec("metadata-url", "RANCHER_METADATA_URL", Kind::Value),
@@ -63,6 +63,8 @@ pub(super) const SPECS: [Spec; 21] = [
     spec("dns-server", "RANCHER_BOOT_DNS_SERVER", Kind::Value),
     spec("wait-peers", "RANCHER_BOOT_WAIT_PEERS", Kind::Value),
     spec("cookie-file", "RANCHER_BOOT_COOKIE_FILE", Kind::Value),
+    spec("cookie-home", "RANCHER_BOOT_COOKIE_HOME", Kind::Flag),
+    spec("user", "RANCHER_BOOT_USER", Kind::Value),
     spec("init", "RANCHER_BOOT_INIT", Kind::Flag),
     spec("dry-run", "RANCHER_BOOT_DRY_RUN", Kind::Flag),
     Spec { long: "verbose", short: Some('v'), env: None, kind: Kind::Count },
@@ -155,6 +157,8 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
         dns_server: one("dns-server")?.map(parse_dns_server).transpose().ok()?,
         wait_peers: one("wait-peers")?.map_or(Ok(0), str::parse).ok()?,
         cookie_file: path("cookie-file")?,
+        cookie_home: flag("cookie-home")?,
+        user: text("user")?,
         init: flag("init")?,
         dry_run: flag("dry-run")?,
         verbose: count("verbose")?,
@@ -236,6 +240,8 @@ mod tests {
             (&["rb", "--", "x"], &[("RANCHER_BOOT_TEMPLATES", "a,b:c"), ("RANCHER_METADATA_URL", "http://m/latest")]),
             (&["rb", "--cookie-file", "/run/secrets/c", "--log", "debug", "--", "x"], &[("RANCHER_BOOT_IP", "::1")]),
             (&["rb", "--source", "swarm", "--name-by", "hostname", "--", "x"], &[]),
+            (&["rb", "--user", "rabbitmq", "--cookie-home", "--", "x"], &[]),
+            (&["rb", "--", "x"], &[("RANCHER_BOOT_USER", "1000:1000"), ("RANCHER_BOOT_COOKIE_HOME", "yes")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_SOURCE", "kubernetes"), ("RANCHER_BOOT_NAME_BY", "hostname")]),
         ];
         for (words, vars) in cases {
