@@ -21,3 +21,4 @@ mod sources;
 mod support;
 mod templates;
 mod usage;
+mod user;
