@@ -40,7 +40,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     let sources = read_templates(&config.templates)?;
     let target = config.user.as_deref().map(user::resolve).transpose()?;
     let owner = target.as_ref().map(|t| (t.uid.as_raw(), t.gid.as_raw()));
-    let home_cookie = if config.cookie_home { Some(cookie_for_home(cookie.as_deref())?) } else { None };
+    // Only a run writes it: print-env and peers beside a node have nothing to write.
+    let runs = matches!(config.action, Action::Run { .. });
+    let home_cookie = if config.cookie_home && runs { Some(cookie_for_home(cookie.as_deref())?) } else { None };
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
     //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
