@@ -147,10 +147,14 @@ main() {
         || { cat "$TMP/build.log" >&2; fail "docker build docker/rabbitmq failed"; }
     timing "RabbitMQ image (Debian's rabbitmq-server, apt inside the build)" "$(since "$start") s"
 
+    # Asked again after the builds (another run may have made a swarm meanwhile), and the swarm
+    # counts as ours only once our own `init` has succeeded: the cleanup never leaves another's.
+    [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == inactive ]] \
+        || fail "this Docker engine joined a swarm while the images were built: not touching it"
     docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
     start=$EPOCHREALTIME
-    SWARM_INITED=1
     docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
+    SWARM_INITED=1
     timing "docker swarm init" "$(since "$start") s"
 
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie"
