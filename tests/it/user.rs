@@ -296,3 +296,41 @@ fn rabbitmq_and_ejabberd_get_their_names() {
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "rabbit@10.42.96.65 true rabbit@10.42.96.65\n");
 }
+
+/// `--ip-network`: the node's address is this machine's one address in the network (what a Swarm
+/// task with a healthcheck needs: Docker's DNS names it only once healthy); none in it is a 78.
+#[test]
+fn ip_network_picks_the_one_local_address_in_it() {
+    let out = Command::new("ip").args(["-o", "-4", "addr", "show", "scope", "global"]).output().expect("ip addr");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(cidr) = text.split_whitespace().skip_while(|w| *w != "inet").nth(1) else {
+        return skip("no global IPv4 address on this machine");
+    };
+    let (ip, prefix) = cidr.split_once('/').expect("ADDR/PREFIX");
+    let output = run(rancher_boot().args([
+        "--source",
+        "local",
+        "--ip-network",
+        cidr,
+        "--peers",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "echo $NODE_IP",
+    ]));
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), format!("{ip}\n"), "{prefix}");
+    let output = run(rancher_boot().args([
+        "--source",
+        "local",
+        "--ip-network",
+        "198.51.100.0/24",
+        "--peers",
+        "none",
+        "--",
+        "true",
+    ]));
+    assert_code(&output, 78);
+    assert!(stderr(&output).contains("no local address in it"), "{}", stderr(&output));
+}
