@@ -107,13 +107,6 @@ clustered() {
     TASKS=("${pairs[@]}")
 }
 
-# exported_to CONTAINER VARIABLE: what rancher-boot exported to the VM (PID 1 after the exec),
-# read as rabbitmq: a root `docker exec` lacks CAP_SYS_PTRACE and may not read the environ of a
-# process of another user.
-exported_to() {
-    docker exec -u rabbitmq "$1" cat /proc/1/environ 2>/dev/null | tr '\0' '\n' | sed -n "s/^$2=//p"
-}
-
 # check_tasks: for every task of TASKS, who runs the VM, the cookie file, the exported names.
 check_tasks() {
     local pair c ip rabbitmq_uid users mode
@@ -128,10 +121,10 @@ check_tasks() {
         mode=$(docker exec "$c" stat -c '%a %U' /var/lib/rabbitmq/.erlang.cookie) \
             || fail "task $c: no /var/lib/rabbitmq/.erlang.cookie"
         [[ $mode == "400 rabbitmq" ]] || fail "task $c: ~rabbitmq/.erlang.cookie is '$mode', not '400 rabbitmq'"
-        [[ $(exported_to "$c" RABBITMQ_NODENAME) == "rabbit@$ip" ]] \
-            || fail "task $c: RABBITMQ_NODENAME is '$(exported_to "$c" RABBITMQ_NODENAME)', not rabbit@$ip"
-        [[ $(exported_to "$c" RABBITMQ_USE_LONGNAME) == true ]] || fail "task $c: RABBITMQ_USE_LONGNAME is not true"
-        [[ $(exported_to "$c" HOME) == /var/lib/rabbitmq ]] || fail "task $c: HOME is not rabbitmq's"
+        [[ $(exported "$c" RABBITMQ_NODENAME) == "rabbit@$ip" ]] \
+            || fail "task $c: RABBITMQ_NODENAME is '$(exported "$c" RABBITMQ_NODENAME)', not rabbit@$ip"
+        [[ $(exported "$c" RABBITMQ_USE_LONGNAME) == true ]] || fail "task $c: RABBITMQ_USE_LONGNAME is not true"
+        [[ $(exported "$c" RANCHER_BOOT_PLATFORM) == swarm ]] || fail "task $c: RANCHER_BOOT_PLATFORM is not swarm"
     done
 }
 

@@ -200,10 +200,6 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_IP", global = true)]
     pub ip: Option<IpAddr>,
 
-    /// Node IP: this machine's one address in this network (CIDR), when --ip is not given [default: the source's]
-    #[arg(long, env = "RANCHER_BOOT_IP_NETWORK", value_name = "CIDR", value_parser = parse_network, global = true)]
-    pub ip_network: Option<IpNetwork>,
-
     /// Service name, over what any source found (the peer query follows it) [default: the source's]
     #[arg(long, env = "RANCHER_BOOT_SERVICE", value_name = "NAME", global = true)]
     pub service: Option<String>,
@@ -391,56 +387,6 @@ pub struct TemplateSpec {
     pub src: PathBuf,
     pub dest: PathBuf,
     pub vm_args: bool,
-}
-
-/// `--ip-network`: an address and a prefix length, `10.231.10.0/24`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNetwork {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-/// `ADDR/PREFIX`, IPv4 or IPv6.
-pub fn parse_network(text: &str) -> Result<IpNetwork, String> {
-    let bad = || format!("{text:?} is not a network (ADDR/PREFIX, e.g. 10.0.1.0/24)");
-    let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    let width = if addr.is_ipv4() { 32 } else { 128 };
-    if prefix == 0 || prefix >= width {
-        return Err(format!("{text:?}: the prefix must be between 1 and {} (a network, not one address)", width - 1));
-    }
-    Ok(IpNetwork { addr, prefix })
-}
-
-/// This machine's one address in `network` (a Swarm task's overlay address, known before Docker's
-/// DNS names the task, which it does only once a healthcheck passes). None or several: 78.
-fn address_in(network: IpNetwork) -> Result<IpAddr, Fail> {
-    let net = crate::source::local::Address { interface: String::new(), ip: network.addr, prefix: network.prefix };
-    let host_route = |ip: &IpAddr| if ip.is_ipv4() { 32 } else { 128 };
-    let all = crate::source::local::addresses()?;
-    let inside: Vec<_> =
-        all.iter().filter(|a| a.prefix < host_route(&a.ip) && crate::source::local::on_network(&net, a.ip)).collect();
-    let shown = |list: &[&crate::source::local::Address]| {
-        list.iter().map(|a| format!("{}/{} on {}", a.ip, a.prefix, a.interface)).collect::<Vec<_>>().join(", ")
-    };
-    match inside.as_slice() {
-        [one] => Ok(one.ip),
-        [] => Err(fail!(
-            Exit::Config,
-            "--ip-network (RANCHER_BOOT_IP_NETWORK) {}/{}: no local address in it (have: {})",
-            network.addr,
-            network.prefix,
-            shown(&all.iter().collect::<Vec<_>>())
-        )),
-        several => Err(fail!(
-            Exit::Config,
-            "--ip-network (RANCHER_BOOT_IP_NETWORK) {}/{}: several local addresses in it ({}); set --ip",
-            network.addr,
-            network.prefix,
-            shown(several)
-        )),
-    }
 }
 
 /// The checked configuration: everything the boot needs, validated once.
@@ -721,11 +667,7 @@ impl Cli {
             metadata_url,
             timeout: o.timeout,
             node_basename,
-            ip: match (o.ip, o.ip_network) {
-                (Some(ip), _) => Some(ip),
-                (None, Some(network)) => Some(address_in(network)?),
-                (None, None) => None,
-            },
+            ip: o.ip,
             service: o.service,
             templates,
             vm_args_dest,
@@ -1011,15 +953,6 @@ pub(crate) mod tests {
         let t = parse_template_spec("/rel/x:vm.args", rt).unwrap();
         assert!(t.vm_args);
         assert!(parse_template_spec(":x", rt).is_err());
-    }
-
-    #[test]
-    fn networks() {
-        assert_eq!(parse_network("10.231.10.0/24"), Ok(IpNetwork { addr: "10.231.10.0".parse().unwrap(), prefix: 24 }));
-        assert_eq!(parse_network("fd00::/64").map(|n| n.prefix), Ok(64));
-        for bad in ["10.0.0.1", "10.0.0.0/0", "10.0.0.1/32", "10.0.0.0/33", "x/8", "fd00::1/128", ""] {
-            assert!(parse_network(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

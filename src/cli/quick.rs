@@ -20,7 +20,7 @@ use clap::ValueEnum;
 
 use super::{
     Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
-    parse_dns_server, parse_duration, parse_network,
+    parse_dns_server, parse_duration,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ const fn spec(long: &'static str, env: &'static str, kind: Kind) -> Spec {
 }
 
 /// clap's [`Options`], as far as parsing goes (checked against clap by the tests).
-pub(super) const SPECS: [Spec; 24] = [
+pub(super) const SPECS: [Spec; 23] = [
     spec("source", "RANCHER_BOOT_SOURCE", Kind::Value),
     spec("name-by", "RANCHER_BOOT_NAME_BY", Kind::Value),
     spec("metadata-url", "RANCHER_METADATA_URL", Kind::Value),
@@ -54,7 +54,6 @@ pub(super) const SPECS: [Spec; 24] = [
     spec("app", "RANCHER_BOOT_APP", Kind::Value),
     spec("node-basename", "RANCHER_BOOT_NODE_BASENAME", Kind::Value),
     spec("ip", "RANCHER_BOOT_IP", Kind::Value),
-    spec("ip-network", "RANCHER_BOOT_IP_NETWORK", Kind::Value),
     spec("service", "RANCHER_BOOT_SERVICE", Kind::Value),
     spec("vm-args", "RANCHER_BOOT_VM_ARGS", Kind::Value),
     spec("template", "RANCHER_BOOT_TEMPLATES", Kind::Value),
@@ -149,7 +148,6 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
         app: path("app")?,
         node_basename: text("node-basename")?,
         ip: one("ip")?.map(str::parse).transpose().ok()?,
-        ip_network: one("ip-network")?.map(parse_network).transpose().ok()?,
         service: text("service")?,
         vm_args: path("vm-args")?,
         templates,
@@ -243,7 +241,6 @@ mod tests {
             (&["rb", "--cookie-file", "/run/secrets/c", "--log", "debug", "--", "x"], &[("RANCHER_BOOT_IP", "::1")]),
             (&["rb", "--source", "swarm", "--name-by", "hostname", "--", "x"], &[]),
             (&["rb", "--user", "rabbitmq", "--cookie-home", "--", "x"], &[]),
-            (&["rb", "--ip-network", "10.231.10.0/24", "--", "x"], &[("RANCHER_BOOT_IP_NETWORK", "fd00::/64")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_USER", "1000:1000"), ("RANCHER_BOOT_COOKIE_HOME", "yes")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_SOURCE", "kubernetes"), ("RANCHER_BOOT_NAME_BY", "hostname")]),
         ];
