@@ -15,8 +15,9 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::cli::{Action, Config, NameBy, PeersFormat, TemplateSpec};
+use crate::cli::{Action, Config, Dist, NameBy, PeersFormat, TemplateSpec};
 use crate::discovery::{self, PeerQuery};
+use crate::dist_flags::{self, DistFlags};
 use crate::env::{self, Extras};
 use crate::exec;
 use crate::exit::{Exit, Fail};
@@ -35,6 +36,19 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         cookie::check_mix_release_cookie(Path::new(program), std::env::var_os("RELEASE_COOKIE").as_deref())?;
     }
     let sources = read_templates(&config.templates)?;
+    lint_cookie(cookie.as_deref(), config.cookie_file.as_deref())?;
+    let (erl_aflags, erl_flags, erl_zflags) =
+        (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
+    let text = |v: &Option<std::ffi::OsString>| v.as_ref().and_then(|v| v.to_str().map(str::to_string));
+    dist_flags::check_inherited(
+        config.dist == Dist::Tls,
+        &[text(&erl_aflags).as_deref(), text(&erl_flags).as_deref(), text(&erl_zflags).as_deref()],
+    )?;
+    let optfile = config.runtime_dir.join(dist_flags::OPTFILE);
+    if let Some(dir) = &config.tls_dir {
+        dist_flags::check_tls_dir(dir)?;
+        dist_flags::travels(&optfile, "--runtime-dir")?;
+    }
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
     //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
@@ -78,8 +92,6 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     };
 
     // 4. The environment the program gets.
-    let (erl_aflags, erl_flags, erl_zflags) =
-        (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
     let extras = Extras {
         peers: &peers,
         vm_args: config.vm_args_dest.as_deref(),
@@ -90,6 +102,11 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         peer_hosts: peer_hosts.as_deref(),
         name_host,
         dns_cluster_query: source::exported_query(&identity, &ctx),
+        dist: DistFlags {
+            tls_optfile: config.tls_dir.as_ref().map(|_| optfile.as_path()),
+            port: config.dist_port,
+            beside: !boots,
+        },
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
     let mut summary = summary(&identity, &exports["NODE_NAME"], peers.len());
@@ -122,8 +139,13 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     for (spec, text) in config.templates.iter().zip(&rendered) {
         if spec.vm_args {
             template::vm_args_warnings(text, node).iter().for_each(|w| log::warn!("{}: {w}", spec.dest.display()));
+            if let Some(cookie) = setcookie(text) {
+                lint_cookie(Some(&cookie), None)
+                    .map_err(|f| Fail::new(f.exit, f.error.context(format!("{}", spec.dest.display()))))?;
+            }
         }
     }
+    let tls_options = config.tls_dir.as_deref().filter(|_| boots).map(dist_flags::optfile);
     if config.dry_run {
         log::info!("{summary}");
         let mut out = String::new();
@@ -138,6 +160,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
                 out.push('\n');
             }
         }
+        if let Some(text) = &tls_options {
+            out += &format!("# {} (--dist tls)\n{text}", optfile.display());
+        }
         out += "# exports (with the inherited environment)\n";
         out += &env::format_exports(&exports, crate::cli::EnvFormat::Shell, false);
         if let Action::Run { program, args, .. } = &config.action {
@@ -147,6 +172,10 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         return Ok(Exit::Ok);
     }
     write_templates(&config, &rendered)?;
+    if let Some(text) = &tls_options {
+        create_runtime_dir(&config)?;
+        template::write_atomic(&optfile, text.as_bytes()).map_err(|e| Fail::new(Exit::CantCreate, e))?;
+    }
 
     // 6. Hand over: from here on the program's own exit code is what counts.
     let Action::Run { program, args, .. } = &config.action else { unreachable!("handled above") };
@@ -158,6 +187,30 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         return init::run(program, args, &child_env);
     }
     Err(exec::exec(program, args, &child_env))
+}
+
+/// The cookie lint (cookie.rs) on the cookie the node gets: the cookie file's, else an inherited
+/// `RELEASE_COOKIE`; warnings are logged, a published cookie ends the boot (78).
+fn lint_cookie(cookie: Option<&str>, file: Option<&Path>) -> Result<(), Fail> {
+    let inherited = std::env::var("RELEASE_COOKIE").ok().filter(|c| !c.is_empty());
+    let (cookie, source) = match (cookie, &inherited, file) {
+        (Some(cookie), _, Some(path)) => (cookie, format!("{}", path.display())),
+        (Some(cookie), _, None) => (cookie, "vm.args (-setcookie)".to_string()),
+        (None, Some(cookie), _) => (cookie.as_str(), "RELEASE_COOKIE".to_string()),
+        (None, None, _) => return Ok(()),
+    };
+    for warning in cookie::lint(cookie, &source, file)? {
+        log::warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// The value of a `-setcookie` line of a rendered vm.args.
+fn setcookie(vm_args: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(vm_args).lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("-setcookie")).then(|| words.next().map(str::to_string)).flatten()
+    })
 }
 
 /// The release's commands that start the node: a passthrough with one of them (or none) is the
@@ -206,6 +259,8 @@ fn remember(
         node: exports["NODE_NAME"].clone(),
         name_host: name_host.map(str::to_string),
         erl_aflags: exports.get("ERL_AFLAGS").cloned(),
+        tls: config.dist == Dist::Tls,
+        dist_port: config.dist_port,
         cookie,
     };
     let saved = DirBuilder::new()
@@ -299,18 +354,22 @@ fn render_templates(
     Ok(rendered)
 }
 
+fn create_runtime_dir(config: &Config) -> Result<(), Fail> {
+    DirBuilder::new().recursive(true).mode(0o700).create(&config.runtime_dir).map_err(|e| {
+        Fail::new(
+            Exit::CantCreate,
+            anyhow!(
+                "cannot create runtime directory {}: {}",
+                config.runtime_dir.display(),
+                exec::describe_io_error(&e)
+            ),
+        )
+    })
+}
+
 fn write_templates(config: &Config, rendered: &[Vec<u8>]) -> Result<(), Fail> {
     if config.templates.iter().any(|spec| spec.dest.starts_with(&config.runtime_dir)) {
-        DirBuilder::new().recursive(true).mode(0o700).create(&config.runtime_dir).map_err(|e| {
-            Fail::new(
-                Exit::CantCreate,
-                anyhow!(
-                    "cannot create runtime directory {}: {}",
-                    config.runtime_dir.display(),
-                    exec::describe_io_error(&e)
-                ),
-            )
-        })?;
+        create_runtime_dir(config)?;
     }
     for (spec, text) in config.templates.iter().zip(rendered) {
         // write_atomic's error names the path and the step that failed.

@@ -248,6 +248,18 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_COOKIE_FILE", value_name = "PATH", global = true)]
     pub cookie_file: Option<PathBuf>,
 
+    /// Erlang distribution: tcp, or tls (mutual TLS with the certificates of --tls-dir)
+    #[arg(long, env = "RANCHER_BOOT_DIST", value_enum, default_value_t = Dist::Tcp, global = true)]
+    pub dist: Dist,
+
+    /// tls.crt, tls.key and ca.crt for --dist tls (a Kubernetes TLS secret's layout)
+    #[arg(long, env = "RANCHER_BOOT_TLS_DIR", value_name = "DIR", global = true)]
+    pub tls_dir: Option<PathBuf>,
+
+    /// No EPMD: the node listens on port N and reaches its peers on N
+    #[arg(long, env = "RANCHER_BOOT_DIST_PORT", value_name = "N", global = true)]
+    pub dist_port: Option<u16>,
+
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
     #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
     pub init: bool,
@@ -317,6 +329,14 @@ pub enum Source {
     Compose,
     /// This machine: --ip / default-route interface, --service / host name
     Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dist {
+    /// Plain TCP (Erlang's default)
+    Tcp,
+    /// Mutual TLS: inet_tls (inet6_tls on IPv6) with an ssl_dist_optfile that verifies both ends
+    Tls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -402,6 +422,10 @@ pub struct Config {
     pub dns_server: Option<SocketAddr>,
     pub wait_peers: usize,
     pub cookie_file: Option<PathBuf>,
+    pub dist: Dist,
+    /// With `--dist tls`: the directory, made absolute.
+    pub tls_dir: Option<PathBuf>,
+    pub dist_port: Option<u16>,
     pub init: bool,
     pub dry_run: bool,
 }
@@ -634,6 +658,19 @@ impl Cli {
             ));
         }
         check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
+        let tls_dir = match (o.dist, &o.tls_dir) {
+            (Dist::Tls, None) => {
+                return Err(fail!(Exit::Usage, "--dist tls needs --tls-dir DIR (tls.crt, tls.key, ca.crt)"));
+            }
+            (Dist::Tcp, Some(_)) => {
+                return Err(fail!(Exit::Usage, "--tls-dir is for --dist tls (RANCHER_BOOT_DIST=tls); add it"));
+            }
+            (Dist::Tls, Some(dir)) => Some(crate::dist_flags::absolute_dir(dir)?),
+            (Dist::Tcp, None) => None,
+        };
+        if o.dist_port == Some(0) {
+            return Err(fail!(Exit::Usage, "--dist-port must be a port from 1 to 65535"));
+        }
         let metadata_url = check_metadata_url(&o.metadata_url)?;
 
         let mut templates = Vec::new();
@@ -662,6 +699,9 @@ impl Cli {
             dns_server: o.dns_server,
             wait_peers: o.wait_peers,
             cookie_file: o.cookie_file,
+            dist: o.dist,
+            tls_dir,
+            dist_port: o.dist_port,
             init: o.init,
             dry_run: o.dry_run,
         })

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cookie;
 pub mod discovery;
 pub mod dist;
+pub mod dist_flags;
 pub mod dns;
 pub mod doctor;
 pub mod env;

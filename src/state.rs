@@ -49,6 +49,10 @@ pub struct State {
     pub name_host: Option<String>,
     /// The `ERL_AFLAGS` handed over (`-proto_dist inet6_tcp` on Fly), when any.
     pub erl_aflags: Option<String>,
+    /// `--dist tls`: the node speaks TLS distribution.
+    pub tls: bool,
+    /// `--dist-port N`: no EPMD; the node listens on N.
+    pub dist_port: Option<u16>,
     pub cookie: CookieSource,
 }
 
@@ -82,6 +86,8 @@ impl State {
             "evidence": id.evidence,
             "extras": id.extras.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
             "erl_aflags": self.erl_aflags,
+            "dist": if self.tls { "tls" } else { "tcp" },
+            "dist_port": self.dist_port,
             "cookie": cookie,
             "cookie_path": cookie_path.map(|p| p.display().to_string()),
         });
@@ -132,6 +138,8 @@ impl State {
             node: str_of("node")?.to_string(),
             name_host: opt("name_host"),
             erl_aflags: opt("erl_aflags"),
+            tls: opt("dist").as_deref() == Some("tls"),
+            dist_port: v.get("dist_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()),
             cookie,
         })
     }
@@ -244,6 +252,8 @@ mod tests {
             node: "hello@10.0.1.4".into(),
             name_host: None,
             erl_aflags: None,
+            tls: false,
+            dist_port: Some(9100),
             cookie: CookieSource::File("/run/secrets/cookie".into()),
         }
     }

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{
-    Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
-    parse_dns_server, parse_duration,
+    Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, Dist, NameBy, Options, PeerMode,
+    Source, parse_dns_server, parse_duration,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ const fn spec(long: &'static str, env: &'static str, kind: Kind) -> Spec {
 }
 
 /// clap's [`Options`], as far as parsing goes (checked against clap by the tests).
-pub(super) const SPECS: [Spec; 21] = [
+pub(super) const SPECS: [Spec; 24] = [
     spec("source", "RANCHER_BOOT_SOURCE", Kind::Value),
     spec("name-by", "RANCHER_BOOT_NAME_BY", Kind::Value),
     spec("metadata-url", "RANCHER_METADATA_URL", Kind::Value),
@@ -63,6 +63,9 @@ pub(super) const SPECS: [Spec; 21] = [
     spec("dns-server", "RANCHER_BOOT_DNS_SERVER", Kind::Value),
     spec("wait-peers", "RANCHER_BOOT_WAIT_PEERS", Kind::Value),
     spec("cookie-file", "RANCHER_BOOT_COOKIE_FILE", Kind::Value),
+    spec("dist", "RANCHER_BOOT_DIST", Kind::Value),
+    spec("tls-dir", "RANCHER_BOOT_TLS_DIR", Kind::Value),
+    spec("dist-port", "RANCHER_BOOT_DIST_PORT", Kind::Value),
     spec("init", "RANCHER_BOOT_INIT", Kind::Flag),
     spec("dry-run", "RANCHER_BOOT_DRY_RUN", Kind::Flag),
     Spec { long: "verbose", short: Some('v'), env: None, kind: Kind::Count },
@@ -155,6 +158,9 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
         dns_server: one("dns-server")?.map(parse_dns_server).transpose().ok()?,
         wait_peers: one("wait-peers")?.map_or(Ok(0), str::parse).ok()?,
         cookie_file: path("cookie-file")?,
+        dist: Dist::from_str(one("dist")?.unwrap_or("tcp"), false).ok()?,
+        tls_dir: path("tls-dir")?,
+        dist_port: one("dist-port")?.map(str::parse).transpose().ok()?,
         init: flag("init")?,
         dry_run: flag("dry-run")?,
         verbose: count("verbose")?,
