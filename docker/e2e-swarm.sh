@@ -17,9 +17,10 @@
 #      is <stack>_hello, its 3 tasks are named and meshed the same way, the peer query is
 #      tasks.<stack>_hello.
 #   4. health (issue 17): the stack again with docker/swarm-stack-health.yml on top, whose health
-#      check is `rancher-boot probe` with no option (that file says why it also names the task's
-#      overlay address: Swarm keeps a task that has a health check out of Docker's DNS until it
-#      is healthy). The 3 tasks mesh and every task becomes `healthy`; in one task, `docker exec`
+#      check is `rancher-boot probe` with no option (that file says why it also gives the overlay's
+#      subnet as --ip and the service: Swarm keeps a task that has a health check out of Docker's
+#      DNS until it is healthy). The 3 tasks mesh, each exported RANCHER_BOOT_PLATFORM=swarm, and
+#      every task becomes `healthy`; in one task, `docker exec`
 #      runs `rancher-boot probe` at each level (silent, exit 0), `-v` says what it proved, `--app hello` passes and an
 #      application that is not running fails naming it, and `rancher-boot print-env` with no
 #      option names the boot's node (from the boot's state file). Then that task's VM is frozen
@@ -244,6 +245,11 @@ main() {
         "stack with the health check: 3 tasks healthy, each hello@<overlay IP> and in tasks.$SERVICE, all meshed" remeshed "")
     remeshed "" || fail "stack with the health check: lost the mesh just after it formed"
     timing "docker stack deploy with the health check: 3 healthy, meshed after" "$took s"
+    local pair platform
+    for pair in "${TASKS[@]}"; do
+        platform=$(exported "${pair%%=*}" RANCHER_BOOT_PLATFORM)
+        [[ $platform == swarm ]] || fail "health stack: task ${pair%%=*}: RANCHER_BOOT_PLATFORM is '$platform', not swarm"
+    done
     log "nodes: $(printf '%s\n' "${TASKS[@]#*=}" | sort -t. -k4n | sed 's/^/hello@/' | tr '\n' ' ')"
     check_health
 

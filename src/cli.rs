@@ -196,9 +196,9 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_NODE_BASENAME", value_name = "NAME", global = true)]
     pub node_basename: Option<String>,
 
-    /// Node IP, over what any source found [default: the source's]
-    #[arg(long, env = "RANCHER_BOOT_IP", global = true)]
-    pub ip: Option<IpAddr>,
+    /// Node IP, over what any source found; or a network (10.0.8.0/24): this machine's address in it [default: the source's]
+    #[arg(long, env = "RANCHER_BOOT_IP", value_name = "IP|CIDR", global = true)]
+    pub ip: Option<IpSpec>,
 
     /// Service name, over what any source found (the peer query follows it) [default: the source's]
     #[arg(long, env = "RANCHER_BOOT_SERVICE", value_name = "NAME", global = true)]
@@ -668,6 +668,11 @@ impl Cli {
             (Dist::Tls, Some(dir)) => Some(crate::dist_flags::absolute_dir(dir)?),
             (Dist::Tcp, None) => None,
         };
+        let ip = match o.ip {
+            None => None,
+            Some(IpSpec::Address(ip)) => Some(ip),
+            Some(IpSpec::Network(net, prefix)) => Some(address_in(net, prefix)?),
+        };
         if o.dist_port == Some(0) {
             return Err(fail!(Exit::Usage, "--dist-port must be a port from 1 to 65535"));
         }
@@ -689,7 +694,7 @@ impl Cli {
             metadata_url,
             timeout: o.timeout,
             node_basename,
-            ip: o.ip,
+            ip,
             service: o.service,
             templates,
             vm_args_dest,
@@ -705,6 +710,62 @@ impl Cli {
             init: o.init,
             dry_run: o.dry_run,
         })
+    }
+}
+
+/// `--ip`: an address, or a network whose one local address is the node's (on Swarm, a task
+/// with a health check is not in Docker's DNS before its first passing check, so its overlay
+/// address cannot be found by name: the overlay's subnet finds it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpSpec {
+    Address(IpAddr),
+    Network(IpAddr, u8),
+}
+
+impl std::str::FromStr for IpSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IpSpec, String> {
+        let bad = || format!("{text:?} is not an IP address or a network (10.0.8.0/24)");
+        match text.split_once('/') {
+            None => text.parse().map(IpSpec::Address).map_err(|_| bad()),
+            Some((ip, prefix)) => {
+                let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+                let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+                let width = if ip.is_ipv4() { 32 } else { 128 };
+                if prefix == 0 || prefix > width {
+                    return Err(bad());
+                }
+                Ok(IpSpec::Network(ip, prefix))
+            }
+        }
+    }
+}
+
+/// The one address of this machine in `net/prefix`: none or several is a 78 listing them.
+fn address_in(net: IpAddr, prefix: u8) -> Result<IpAddr, Fail> {
+    let addresses = crate::source::local::addresses()?;
+    let inside = |ip: IpAddr| match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            (a.to_bits() ^ n.to_bits()).checked_shr(32 - u32::from(prefix)).unwrap_or(0) == 0
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            (a.to_bits() ^ n.to_bits()).checked_shr(128 - u32::from(prefix)).unwrap_or(0) == 0
+        }
+        _ => false,
+    };
+    let found: Vec<&crate::source::local::Address> = addresses.iter().filter(|a| inside(a.ip)).collect();
+    match found.as_slice() {
+        [one] => {
+            log::debug!("--ip {net}/{prefix}: {} on {}", one.ip, one.interface);
+            Ok(one.ip)
+        }
+        _ => Err(fail!(
+            Exit::Config,
+            "--ip {net}/{prefix} (RANCHER_BOOT_IP): {} local addresses are in it ({}); name the network of exactly one",
+            found.len(),
+            addresses.iter().map(|a| format!("{} on {}", a.ip, a.interface)).collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 
