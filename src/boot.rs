@@ -145,7 +145,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
             }
         }
     }
-    let tls_options = config.tls_dir.as_deref().filter(|_| boots).map(dist_flags::optfile);
+    // Written by every run that hands the flags over: a passthrough beside the node (remote, rpc)
+    // may run with a runtime dir of its own.
+    let tls_options = config.tls_dir.as_deref().map(dist_flags::optfile);
     if config.dry_run {
         log::info!("{summary}");
         let mut out = String::new();
@@ -172,7 +174,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         return Ok(Exit::Ok);
     }
     write_templates(&config, &rendered)?;
-    if let Some(text) = &tls_options {
+    if let Some(text) = tls_options.as_ref().filter(|text| fs::read_to_string(&optfile).ok().as_ref() != Some(text)) {
         create_runtime_dir(&config)?;
         template::write_atomic(&optfile, text.as_bytes()).map_err(|e| Fail::new(Exit::CantCreate, e))?;
     }

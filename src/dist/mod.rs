@@ -166,6 +166,12 @@ fn connect_before(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fail
     Ok(stream)
 }
 
+/// That something listens on `addr`: a TCP connection made and closed, before `deadline` (for a
+/// node whose handshake we cannot speak, TLS, or whose EPMD there is none of).
+pub fn connect_port(addr: SocketAddr, deadline: Instant) -> Result<(), Error> {
+    connect_before(addr, deadline).map(drop).map_err(|f| Error::new(Step::Connect, addr, f))
+}
+
 /// Fills `buf` before `deadline`: every read gets only the time left.
 fn read_exact_before(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), Failure> {
     let mut filled = 0;

@@ -17,6 +17,7 @@ mod peers;
 mod probe;
 mod readme_platforms;
 mod secrets;
+mod security;
 mod sources;
 mod support;
 mod templates;
