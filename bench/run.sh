@@ -17,7 +17,8 @@
 # Knobs (environment): RUNS (hyperfine runs per command, default 500), WARMUP (default 30),
 # HERD (boots at once, default 100), READY_RUNS (default 20), READY_AFTER (default 1s),
 # SKIP_BLOAT=1 (skip cargo-bloat, which needs a second, unstripped build); PROBE_RUNS (default 500)
-# and DIAG_RUNS (the run beside rabbitmq-diagnostics, 0.3 s each; default 30); DIST_BASE (the
+# and DIAG_RUNS (the least number of runs beside rabbitmq-diagnostics, 0.3 s each; default 30;
+# each command there also runs for at least 3 s, so the probe gets hundreds); DIST_BASE (the
 # commit before src/dist, default ae81933).
 set -euo pipefail
 
@@ -188,10 +189,10 @@ probe_section() {
         -n probe-rpc "$p_vm --level rpc" \
         -n erl_call "$ec" | tee "$out/probe-vm.txt"
 
-    step "probe --app rabbit beside rabbitmq-diagnostics -q ping, against the same RabbitMQ ($diag_runs runs each)"
+    step "probe --app rabbit beside rabbitmq-diagnostics -q ping, against the same RabbitMQ (at least $diag_runs runs each, and 3 s)"
     # rabbitmq-diagnostics as root goes through Debian's wrapper (su to the rabbitmq user);
     # diag-direct is the CLI itself, as a container running as that user would call it.
-    hyperfine -N --warmup 3 --runs "$diag_runs" --style basic --export-csv "$out/probe-rmq.csv" \
+    hyperfine -N --warmup 3 --min-runs "$diag_runs" --style basic --export-csv "$out/probe-rmq.csv" \
         -n probe-app "$p_rmq --app rabbit" \
         -n probe-connect-rmq "$p_rmq --level connect" \
         -n diagnostics "rabbitmq-diagnostics -q ping" \
