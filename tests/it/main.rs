@@ -15,6 +15,7 @@ mod metadata;
 mod nomad;
 mod peers;
 mod probe;
+mod rabbitmq;
 mod readme_platforms;
 mod secrets;
 mod security;
