@@ -29,6 +29,10 @@
 #      task turns `unhealthy`, Swarm replaces it (3 running tasks again, a new task), and the
 #      mesh is whole again without the frozen node. The frozen VM is sent SIGCONT at the end,
 #      whatever happens, if it still lives.
+#   5. doctor (issue 18): `docker exec … rancher-boot doctor` in a task of the healthy stack exits
+#      0 with every peer `ok`; then a rolling update gives one new task another cookie (and
+#      pauses), and the doctor of a task with the stack's cookie exits 1 naming that task
+#      `cookie`, with neither cookie in its output.
 # Each figure (command to full mesh) is printed beside the nodes' boot time (container start to
 # the application's start: rancher-boot, the release script, the VM); for 4, the seconds from the
 # freeze to `unhealthy`, to the replacement's running, and to the whole mesh.
@@ -253,6 +257,9 @@ main() {
     log "nodes: $(printf '%s\n' "${TASKS[@]#*=}" | sort -t. -k4n | sed 's/^/hello@/' | tr '\n' ' ')"
     check_health
 
+    # 5. Doctor: every peer ok in the healthy stack; then a task with another cookie is named.
+    check_doctor
+
     printf '\n[%s] PASSED in %s s\n' "$RUN" "$(since "$T0")" >&2
     printf '  %s\n' "${TIMINGS[@]}" >&2
 }
@@ -265,6 +272,63 @@ restarted() {
         [[ $old == *$'\n'"${pair%%=*}="* || $old == *"=${pair#*=}"$'\n'* ]] && return 1
     done
     return 0
+}
+
+# --- 5. doctor ------------------------------------------------------------------------------
+
+# cookie_of CONTAINER: its cookie secret's text.
+cookie_of() { docker exec "$1" cat /run/secrets/erlang_cookie 2>/dev/null; }
+
+# a_task_with COOKIE_FILE: a running, healthy task whose cookie is COOKIE_FILE's; sets ODD to it.
+a_task_with() {
+    local pair want pairs
+    want=$(cat "$1")
+    mapfile -t pairs < <(tasks_now)
+    for pair in "${pairs[@]}"; do
+        [[ $(cookie_of "${pair%%=*}") == "$want" ]] && health_is "${pair%%=*}" healthy && { ODD=$pair; return 0; }
+    done
+    return 1
+}
+
+check_doctor() {
+    local c=${TASKS[0]%%=*} out rc=0 pair
+    out=$(docker exec "$c" rancher-boot doctor 2>&1) || rc=$?
+    ((rc == 0)) || fail "rancher-boot doctor in a healthy stack: exit $rc:"$'\n'"$out"
+    for pair in "${TASKS[@]:1}"; do
+        grep -q "^${pair#*=} hello@${pair#*=} ok: " <<<"$out" || fail "rancher-boot doctor: no ok line for ${pair#*=}:"$'\n'"$out"
+    done
+    grep -q '^summary   2 of 2 peers ok$' <<<"$out" || fail "rancher-boot doctor: summary:"$'\n'"$out"
+    log "docker exec $c rancher-boot doctor (healthy stack): exit 0"
+    sed 's/^/    /' <<<"$out" >&2
+
+    # One task replaced by one with another cookie: a rolling update that pauses after it.
+    head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie2"
+    docker secret create --label "$LABEL" "$RUN-cookie2" "$TMP/cookie2" >/dev/null
+    docker service update --detach --update-parallelism 1 --update-delay 600s \
+        --secret-rm "${HSTACK}_erlang_cookie" --secret-add "source=$RUN-cookie2,target=erlang_cookie" \
+        "$SERVICE" >/dev/null
+    local start=$EPOCHREALTIME took
+    took=$(WAIT_FROM=$start wait_until "$HEALTH_MESH_DEADLINE" "a healthy task with another cookie" a_task_with "$TMP/cookie2")
+    a_task_with "$TMP/cookie2"
+    timing "a task with another cookie: healthy after" "$took s"
+    local old="" pairs
+    mapfile -t pairs < <(tasks_now)
+    for pair in "${pairs[@]}"; do
+        if [[ $(cookie_of "${pair%%=*}") == "$(cat "$TMP/cookie")" ]]; then old=$pair; break; fi
+    done
+    [[ -n $old ]] || fail "no task with the stack's cookie left"
+    # tasks.<service> lists the new task once it is healthy: poll the doctor until it names it.
+    wait_until 30 "the doctor of ${old%%=*} to name ${ODD#*=} cookie" doctor_names_cookie "${old%%=*}" "${ODD#*=}"
+    log "docker exec ${old%%=*} rancher-boot doctor (a peer with another cookie): exit 1"
+    sed 's/^/    /' <<<"$DOCTOR_OUT" >&2
+    ! grep -qF -e "$(cat "$TMP/cookie")" -e "$(cat "$TMP/cookie2")" <<<"$DOCTOR_OUT" || fail "the doctor printed a cookie"
+}
+
+# doctor_names_cookie CONTAINER IP: CONTAINER's doctor exits 1 naming IP's peer `cookie`.
+doctor_names_cookie() {
+    local rc=0
+    DOCTOR_OUT=$(docker exec "$1" rancher-boot doctor 2>&1) || rc=$?
+    ((rc == 1)) && grep -q "^$2 hello@$2 cookie: .*check RELEASE_COOKIE/--cookie-file on both" <<<"$DOCTOR_OUT"
 }
 
 # --- 4. health ------------------------------------------------------------------------------
