@@ -56,7 +56,8 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     let boots = is_boot(&config.action);
     let remembered = if boots { None } else { state::load_live(&config.runtime_dir) };
     let identity = match &remembered {
-        Some(state) => state.identity.clone(),
+        // What is given on this command line still wins (--peer-query, --service, --ip).
+        Some(state) => source::apply_overrides(state.identity.clone(), &ctx)?,
         None => source::identify(&ctx)?,
     };
 

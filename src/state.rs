@@ -212,7 +212,10 @@ pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail>
         )
     })?;
     if let Some(state) = load_live(&config.runtime_dir) {
-        return Ok(ThisNode { config, identity: state.identity.clone(), node: state.node.clone(), state: Some(state) });
+        // What is given on this command line still wins (--peer-query, --service, --ip).
+        let ctx = crate::source::Context::new(&config, Instant::now());
+        let identity = crate::source::apply_overrides(state.identity.clone(), &ctx)?;
+        return Ok(ThisNode { config, identity, node: state.node.clone(), state: Some(state) });
     }
     config.timeout = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
     let ctx = crate::source::Context::new(&config, Instant::now());
