@@ -48,6 +48,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     if let Some(dir) = &config.tls_dir {
         dist_flags::check_tls_dir(dir)?;
         dist_flags::travels(&optfile, "--runtime-dir")?;
+        if let Action::Run { program, .. } = &config.action {
+            dist_flags::check_release_has_ssl(Path::new(program))?;
+        }
     }
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.

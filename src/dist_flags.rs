@@ -139,6 +139,30 @@ pub fn check_tls_dir(dir: &Path) -> Result<(), Fail> {
     Ok(())
 }
 
+/// A release (`ROOT/bin/NAME` beside `ROOT/lib` and `ROOT/releases`) that `--dist tls` would
+/// boot without the `ssl` application in `ROOT/lib`: the VM would stop at once with "Protocol
+/// 'inet_tls': not supported". A 78 that says how to add it, before anything runs.
+pub fn check_release_has_ssl(program: &Path) -> Result<(), Fail> {
+    let Some(root) = program.parent().filter(|bin| bin.file_name().is_some_and(|n| n == "bin")).and_then(Path::parent)
+    else {
+        return Ok(());
+    };
+    let Ok(entries) = std::fs::read_dir(root.join("lib")) else { return Ok(()) };
+    if !root.join("releases").is_dir() {
+        return Ok(());
+    }
+    let has_ssl = entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("ssl-"));
+    if has_ssl {
+        return Ok(());
+    }
+    Err(fail!(
+        Exit::Config,
+        "--dist tls: the release in {} has no ssl application (no lib/ssl-*), and TLS distribution needs it at \
+         boot: add :ssl to extra_applications in mix.exs (relx: to the release's applications)",
+        root.display()
+    ))
+}
+
 /// The `ssl_dist_optfile` for the certificates in `dir` (absolute): the server asks for and
 /// verifies the client's certificate and refuses a client without one; the client verifies the
 /// server's, and accepts an IP SAN equal to the node's host part where the default check would
@@ -210,6 +234,21 @@ mod tests {
         for bad in ["/run/my secrets", "/run/it's", "/run/a\"b", "/run/a\\b"] {
             assert!(travels(Path::new(bad), "x").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_release_without_ssl_is_refused_under_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        for sub in ["bin", "lib/kernel-8.5", "releases"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        let program = root.join("bin/hello");
+        assert!(check_release_has_ssl(&program).unwrap_err().to_string().contains("extra_applications"));
+        std::fs::create_dir_all(root.join("lib/ssl-10.8")).unwrap();
+        assert!(check_release_has_ssl(&program).is_ok());
+        assert!(check_release_has_ssl(Path::new("/usr/bin/erl")).is_ok());
+        assert!(check_release_has_ssl(Path::new("erl")).is_ok());
     }
 
     #[test]

@@ -80,7 +80,17 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
     let own = config.cookie_file.as_deref().or(args.cookie_file.as_deref());
     let cookie = match cookie::find(own, this.state.as_ref()) {
         Ok((cookie, source)) => {
-            fact("cookie", true, format!("from {source}, {} characters", cookie.len()));
+            let file = own.or(this.state.as_ref().and_then(|s| match &s.cookie {
+                state::CookieSource::File(path) => Some(path.as_path()),
+                _ => None,
+            }));
+            match cookie::lint(&cookie, &source, file) {
+                Ok(warnings) if warnings.is_empty() => {
+                    fact("cookie", true, format!("from {source}, {} characters", cookie.len()));
+                }
+                Ok(warnings) => fact("cookie", true, format!("from {source}; {}", warnings.join("; "))),
+                Err(fail) => fact("cookie", false, format!("{fail}")),
+            }
             Some(cookie)
         }
         Err(fail) => {
