@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::cli::{Action, Config, NameBy, PeersFormat, TemplateSpec};
+use crate::cli::{Action, Config, NameBy, PeerMode, PeersFormat, TemplateSpec};
 use crate::discovery::{self, PeerQuery};
 use crate::env::{self, Extras};
 use crate::exec;
@@ -35,6 +35,12 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         cookie::check_mix_release_cookie(Path::new(program), std::env::var_os("RELEASE_COOKIE").as_deref())?;
     }
     let sources = read_templates(&config.templates)?;
+    // 1b. The mesh keeper speaks to the VM, and cannot without its cookie.
+    let mesh_cookie = match (&config.mesh, &config.action, &cookie) {
+        (Some(_), Action::Run { .. }, Some(cookie)) => Some(cookie.clone()),
+        (Some(_), Action::Run { program, .. }, None) => Some(mesh_cookie(Path::new(program))?),
+        _ => None,
+    };
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
     //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
@@ -90,9 +96,13 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         peer_hosts: peer_hosts.as_deref(),
         name_host,
         dns_cluster_query: source::exported_query(&identity, &ctx),
+        mesh: config.mesh,
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
     let mut summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    if let Some(interval) = config.mesh {
+        summary += &format!(", mesh keeper on (every {interval:?})");
+    }
     if remembered.is_some() {
         summary += &format!(" (as the boot chose it: {})", config.runtime_dir.join(state::FILE_NAME).display());
     }
@@ -115,6 +125,12 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         Action::Run { .. } => {}
     }
     let child_env = env::child_env(std::env::vars_os(), &exports);
+    let keeper = match (config.mesh, mesh_cookie) {
+        (Some(interval), Some(cookie)) => {
+            Some(keeper(&config, &identity, &exports["NODE_NAME"], name_host, cookie, interval)?)
+        }
+        _ => None,
+    };
 
     // 5. Render every template, then write them (or show them, with --dry-run).
     let rendered = render_templates(&config.templates, &sources, &child_env)?;
@@ -155,9 +171,80 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     }
     log::info!("{summary}; exec {}", exec::shell_command(program, args));
     if config.init {
-        return init::run(program, args, &child_env);
+        return init::run(program, args, &child_env, keeper);
     }
     Err(exec::exec(program, args, &child_env))
+}
+
+/// The cookie of the VM that `--mesh` speaks to, when no `--cookie-file` gives it: as the release
+/// will find it (RELEASE_COOKIE, a mix release's releases/COOKIE, $HOME/.erlang.cookie). None is
+/// a 78 before the exec: the keeper could never connect.
+fn mesh_cookie(program: &Path) -> Result<String, Fail> {
+    match cookie::find_beyond_files(release_cookie(program).as_deref())? {
+        Ok((cookie, from)) => {
+            log::debug!("mesh: the cookie comes from {from}");
+            Ok(cookie)
+        }
+        Err(home) => Err(crate::fail!(
+            Exit::Config,
+            "no cookie for --mesh, which connects to the VM with it: give --cookie-file \
+             (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {}",
+            home.display()
+        )),
+    }
+}
+
+/// The keeper's plan: its own VM, and the boot's peer query (a 78 when there is none).
+fn keeper(
+    config: &Config,
+    identity: &Identity,
+    node: &str,
+    name_host: Option<&str>,
+    cookie: String,
+    interval: std::time::Duration,
+) -> Result<crate::mesh::Keeper, Fail> {
+    let query = match (config.peers, identity.peer_query.as_deref()) {
+        (PeerMode::Metadata, query) => query.unwrap_or("self/service").to_string(),
+        (_, Some(query)) => query.to_string(),
+        (_, None) => {
+            return Err(crate::fail!(
+                Exit::Config,
+                "--mesh looks the peers up every interval, and the {} source names no peer query; set \
+                 --peer-query (RANCHER_BOOT_PEER_QUERY)",
+                identity.platform
+            ));
+        }
+    };
+    let node = crate::dist::NodeName::parse(node).map_err(|why| crate::fail!(Exit::Config, "--mesh: {why}"))?;
+    Ok(crate::mesh::Keeper {
+        target: crate::mesh::Target {
+            node,
+            ip: identity.ip,
+            dist_port: None,
+            epmd_port: crate::dist::epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref()),
+        },
+        cookie,
+        interval,
+        peers: crate::mesh::Peers {
+            mode: config.peers,
+            query,
+            dns_server: config.dns_server,
+            metadata_url: config.metadata_url.clone(),
+            self_ip: identity.ip,
+            basename: config.node_basename.clone(),
+            name_host: name_host.map(str::to_string),
+        },
+    })
+}
+
+/// A mix release's `releases/COOKIE`, next to `bin/` of `program`, when the file is there.
+fn release_cookie(program: &Path) -> Option<std::path::PathBuf> {
+    program
+        .parent()
+        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
+        .and_then(Path::parent)
+        .map(|root| root.join("releases/COOKIE"))
+        .filter(|path| path.is_file())
 }
 
 /// The release's commands that start the node: a passthrough with one of them (or none) is the
@@ -187,12 +274,7 @@ fn remember(
     exports: &env::Exports,
     name_host: Option<&str>,
 ) {
-    let release_cookie = std::path::Path::new(program)
-        .parent()
-        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
-        .and_then(std::path::Path::parent)
-        .map(|root| root.join("releases/COOKIE"))
-        .filter(|path| path.is_file());
+    let release_cookie = release_cookie(Path::new(program));
     let cookie = match (&config.cookie_file, std::env::var_os("RELEASE_COOKIE"), release_cookie) {
         (Some(path), _, _) => state::CookieSource::File(path.clone()),
         (None, Some(_), _) => state::CookieSource::Environment,

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{
-    Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
+    Cli, DEFAULT_LOG, DEFAULT_MESH_INTERVAL, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
     parse_dns_server, parse_duration,
 };
 
@@ -46,7 +46,7 @@ const fn spec(long: &'static str, env: &'static str, kind: Kind) -> Spec {
 }
 
 /// clap's [`Options`], as far as parsing goes (checked against clap by the tests).
-pub(super) const SPECS: [Spec; 21] = [
+pub(super) const SPECS: [Spec; 23] = [
     spec("source", "RANCHER_BOOT_SOURCE", Kind::Value),
     spec("name-by", "RANCHER_BOOT_NAME_BY", Kind::Value),
     spec("metadata-url", "RANCHER_METADATA_URL", Kind::Value),
@@ -64,6 +64,8 @@ pub(super) const SPECS: [Spec; 21] = [
     spec("wait-peers", "RANCHER_BOOT_WAIT_PEERS", Kind::Value),
     spec("cookie-file", "RANCHER_BOOT_COOKIE_FILE", Kind::Value),
     spec("init", "RANCHER_BOOT_INIT", Kind::Flag),
+    spec("mesh", "RANCHER_BOOT_MESH", Kind::Flag),
+    spec("mesh-interval", "RANCHER_BOOT_MESH_INTERVAL", Kind::Value),
     spec("dry-run", "RANCHER_BOOT_DRY_RUN", Kind::Flag),
     Spec { long: "verbose", short: Some('v'), env: None, kind: Kind::Count },
     Spec { long: "quiet", short: Some('q'), env: None, kind: Kind::Count },
@@ -156,6 +158,8 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
         wait_peers: one("wait-peers")?.map_or(Ok(0), str::parse).ok()?,
         cookie_file: path("cookie-file")?,
         init: flag("init")?,
+        mesh: flag("mesh")?,
+        mesh_interval: parse_duration(one("mesh-interval")?.unwrap_or(DEFAULT_MESH_INTERVAL)).ok()?,
         dry_run: flag("dry-run")?,
         verbose: count("verbose")?,
         quiet: count("quiet")?,
@@ -236,6 +240,8 @@ mod tests {
             (&["rb", "--", "x"], &[("RANCHER_BOOT_TEMPLATES", "a,b:c"), ("RANCHER_METADATA_URL", "http://m/latest")]),
             (&["rb", "--cookie-file", "/run/secrets/c", "--log", "debug", "--", "x"], &[("RANCHER_BOOT_IP", "::1")]),
             (&["rb", "--source", "swarm", "--name-by", "hostname", "--", "x"], &[]),
+            (&["rb", "--init", "--mesh", "--mesh-interval", "2s", "--", "x"], &[]),
+            (&["rb", "--", "x"], &[("RANCHER_BOOT_MESH", "on"), ("RANCHER_BOOT_MESH_INTERVAL", "750ms")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_SOURCE", "kubernetes"), ("RANCHER_BOOT_NAME_BY", "hostname")]),
         ];
         for (words, vars) in cases {
@@ -271,6 +277,7 @@ mod tests {
             (&["rb", "--", "x"], &[("RANCHER_BOOT_INIT", "maybe")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_SERVICE", "")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_WAIT_PEERS", "many")]),
+            (&["rb", "--mesh-interval", "often", "--", "x"], &[]),
         ];
         for (words, vars) in cases {
             let (quick, _) = both(words, vars);
