@@ -152,7 +152,8 @@ impl Keeper {
             }
         }
 
-        let wanted = match self.look(now + self.interval.max(Duration::from_secs(2))) {
+        // A look bounded by the interval (within reason): a DNS that hangs costs one interval a round.
+        let wanted = match self.look(now + self.interval.clamp(Duration::from_millis(500), Duration::from_secs(10))) {
             Ok(wanted) => {
                 state.dns.ok(now);
                 wanted

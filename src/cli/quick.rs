@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{
-    Cli, DEFAULT_LOG, DEFAULT_MESH_INTERVAL, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
-    parse_dns_server, parse_duration,
+    Cli, DEFAULT_LOG, DEFAULT_MESH_INTERVAL, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy,
+    Options, PeerMode, Source, parse_dns_server, parse_duration,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -79,7 +79,10 @@ pub fn name_peers_noting(
             }
             match target.addresses.first() {
                 Some(ip) => named.push((*ip, target.target)),
-                None => note(Warn, format!("--name-by hostname: leaving out SRV target {}: it has no address", target.target)),
+                None => note(
+                    Warn,
+                    format!("--name-by hostname: leaving out SRV target {}: it has no address", target.target),
+                ),
             }
         }
     } else {
