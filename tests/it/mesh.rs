@@ -44,14 +44,17 @@ impl Member {
         let ip = lan.ip(i);
         let node = format!("{basename}@{ip}");
         let mut command = if keeper {
-            let mut command = lan.command(i, BIN);
+            // The figures of BENCHMARKS.md take the release binary and the default interval.
+            let bin = std::env::var("RB_MESH_BIN").unwrap_or_else(|_| BIN.to_string());
+            let interval = std::env::var("RB_MESH_INTERVAL").unwrap_or_else(|_| "1s".to_string());
+            let mut command = lan.command(i, &bin);
             clean_env(&mut command);
             let cookie = vm::cookie_file(dir, COOKIE);
             command
                 .args(["--source", "local", "--ip", &ip.to_string(), "--node-basename", basename])
                 .args(["--peer-query", "peers.test", "--dns-server", &dns.server(), "--cookie-file"])
                 .arg(cookie)
-                .args(["--init", "--mesh", "--mesh-interval", "1s", "-v", "--", "erl"]);
+                .args(["--init", "--mesh", "--mesh-interval", &interval, "-v", "--", "erl"]);
             command
         } else {
             lan.command(i, "erl")
@@ -297,4 +300,61 @@ fn no_cookie_is_78_and_mesh_without_init_is_64() {
     let out = crate::support::stdout(&output);
     assert!(out.contains("export RANCHER_BOOT_MESH_KEEPER='on'"), "{out}");
     assert!(crate::support::stderr(&output).contains("mesh keeper on (every 5s)"));
+}
+
+/// The figures of BENCHMARKS.md, run by hand (see there): five keepers for `RB_MESH_SECS`
+/// (default 120) once meshed, their CPU time and RSS read from /proc; then a newcomer with no
+/// keeper, up and in DNS, connected by all five, `RB_MESH_JOINS` times (default 5).
+#[test]
+#[ignore = "a benchmark: minutes long"]
+fn bench_keeper_cost_and_join_time() {
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (secs, joins) = (env("RB_MESH_SECS", 120), env("RB_MESH_JOINS", 5));
+    let dir = tempdir();
+    let lan = Lan::new(6);
+    let name = basename();
+    let dns = Dnsmasq::start_at(lan.own_ip(), &hosts(&lan, &[0, 1, 2, 3, 4]), &[]);
+    let members: Vec<Member> = (0..5).map(|i| Member::start(&lan, i, &name, &dns, dir.path(), true)).collect();
+    let all: Vec<&Member> = members.iter().collect();
+    wait_for("the five to mesh", SLOW, || full_mesh(&all));
+
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    let cpu = |pid: i32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let fields: Vec<&str> = stat[stat.rfind(')').expect(")") + 2..].split(' ').collect();
+        (fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")) as f64 / tick
+    };
+    let kib = |pid: i32, key: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let line = status.lines().find(|l| l.starts_with(key)).expect("key");
+        line.split_whitespace().nth(1).expect("value").parse().expect("KiB")
+    };
+    let before: Vec<f64> = members.iter().map(|m| cpu(m.pid())).collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let elapsed = started.elapsed().as_secs_f64();
+    for (m, before) in members.iter().zip(&before) {
+        let used = cpu(m.pid()) - before;
+        eprintln!(
+            "keeper {}: {used:.2} s CPU in {elapsed:.0} s = {:.4} % of a core; VmRSS {} KiB, VmHWM {} KiB",
+            m.node,
+            100.0 * used / elapsed,
+            kib(m.pid(), "VmRSS:"),
+            kib(m.pid(), "VmHWM:")
+        );
+    }
+    assert!(full_mesh(&all), "still meshed");
+
+    dns.set_hosts(&hosts(&lan, &[0, 1, 2, 3, 4, 5]), "peers.test.", 6);
+    let expected: BTreeSet<String> = members.iter().map(|m| m.node.clone()).collect();
+    for _ in 0..joins {
+        let newcomer = Member::start(&lan, 5, &name, &dns, dir.path(), false);
+        let up = Instant::now();
+        wait_for("the newcomer to be meshed", SLOW, || newcomer.nodes() == expected);
+        eprintln!("newcomer up and in DNS to full mesh: {:.2} s", up.elapsed().as_secs_f64());
+        drop(newcomer);
+        wait_for("the newcomer to be gone", SLOW, || {
+            members.iter().all(|m| !m.nodes().contains(&format!("{name}@{}", lan.ip(5))))
+        });
+    }
 }
