@@ -145,7 +145,7 @@ impl Keeper {
                     if state.reached || state.started.elapsed() >= START_GRACE || !why.starting {
                         state.vm.fail(now, &why.text);
                     } else {
-                        log::debug!("mesh: waiting for {}: {}", self.target.node, why.text);
+                        log::debug!("mesh: waiting for the VM: {}", why.text);
                     }
                     return;
                 }
@@ -196,13 +196,15 @@ impl Keeper {
                         starting: true,
                     });
                 }
-                Err(e) => return Err(ConnectError { text: format!("{}: {e}", target.node), starting: true }),
+                Err(e) => {
+                    return Err(ConnectError { text: format!("cannot reach {}: {e}", target.node), starting: true });
+                }
             },
         };
         let addr = SocketAddr::new(target.ip, port);
         let conn = handshake::connect(addr, &target.node, &self.cookie, deadline).map_err(|e| ConnectError {
             starting: matches!(e.failure, crate::dist::Failure::Refused),
-            text: format!("{}: {e}", target.node),
+            text: format!("cannot connect to {}: {e}", target.node),
         })?;
         if conn.peer != target.node.to_string() {
             return Err(ConnectError {

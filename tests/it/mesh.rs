@@ -318,11 +318,14 @@ fn bench_keeper_cost_and_join_time() {
     let all: Vec<&Member> = members.iter().collect();
     wait_for("the five to mesh", SLOW, || full_mesh(&all));
 
-    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    // CPU time in nanoseconds, every thread of the process (the keeper's and init's loop).
     let cpu = |pid: i32| -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let fields: Vec<&str> = stat[stat.rfind(')').expect(")") + 2..].split(' ').collect();
-        (fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")) as f64 / tick
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
+        let ns: u64 = tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        ns as f64 / 1e9
     };
     let kib = |pid: i32, key: &str| -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -336,7 +339,7 @@ fn bench_keeper_cost_and_join_time() {
     for (m, before) in members.iter().zip(&before) {
         let used = cpu(m.pid()) - before;
         eprintln!(
-            "keeper {}: {used:.2} s CPU in {elapsed:.0} s = {:.4} % of a core; VmRSS {} KiB, VmHWM {} KiB",
+            "keeper {}: {used:.4} s CPU in {elapsed:.0} s = {:.4} % of a core; VmRSS {} KiB, VmHWM {} KiB",
             m.node,
             100.0 * used / elapsed,
             kib(m.pid(), "VmRSS:"),
