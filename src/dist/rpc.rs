@@ -6,7 +6,8 @@
 //! control term, then the message. We send `REG_SEND` to `rex`:
 //! `{6, From, '', rex}` and `{From, {call, M, F, Args, user}}`; `rex` answers `From ! {rex, Reply}`
 //! with a `SEND` whose control is `{2, '', From}`. A failed call is `{badrpc, Why}` in `Reply`:
-//! that is the caller's to read.
+//! that is the caller's to read. Several calls may be in flight at once ([`send`], then
+//! [`receive`]): each has a pid of its own, and a reply is matched to its call by that pid.
 
 use std::io::Write;
 use std::time::Instant;
