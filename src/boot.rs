@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::cli::{Action, Config, Dist, NameBy, PeersFormat, TemplateSpec};
+use crate::cli::{Action, Config, Dist, NameBy, PeerMode, PeersFormat, TemplateSpec};
 use crate::discovery::{self, PeerQuery};
 use crate::dist_flags::{self, DistFlags};
 use crate::env::{self, Extras};
@@ -52,6 +52,19 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
             dist_flags::check_release_has_ssl(Path::new(program))?;
         }
     }
+    // 1b. The mesh keeper speaks to the VM, and cannot without its cookie.
+    if config.mesh.is_some() && config.dist == Dist::Tls {
+        return Err(crate::fail!(
+            Exit::Config,
+            "--mesh speaks Erlang distribution to the VM, and rancher-boot has no TLS client for --dist tls: \
+             drop one of them (a TLS cluster keeps its connections with sync_nodes or the app's own poller)"
+        ));
+    }
+    let mesh_cookie = match (&config.mesh, &config.action, &cookie) {
+        (Some(_), Action::Run { .. }, Some(cookie)) => Some(cookie.clone()),
+        (Some(_), Action::Run { program, .. }, None) => Some(mesh_cookie(Path::new(program))?),
+        _ => None,
+    };
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
     //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
@@ -111,9 +124,13 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
             port: config.dist_port,
             beside: !boots,
         },
+        mesh: config.mesh,
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
     let mut summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    if let Some(interval) = config.mesh {
+        summary += &format!(", mesh keeper on (every {interval:?})");
+    }
     if remembered.is_some() {
         summary += &format!(" (as the boot chose it: {})", config.runtime_dir.join(state::FILE_NAME).display());
     }
@@ -136,6 +153,12 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         Action::Run { .. } => {}
     }
     let child_env = env::child_env(std::env::vars_os(), &exports);
+    let keeper = match (config.mesh, mesh_cookie) {
+        (Some(interval), Some(cookie)) => {
+            Some(keeper(&config, &identity, &exports["NODE_NAME"], name_host, cookie, interval)?)
+        }
+        _ => None,
+    };
 
     // 5. Render every template, then write them (or show them, with --dry-run).
     let rendered = render_templates(&config.templates, &sources, &child_env)?;
@@ -190,7 +213,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     }
     log::info!("{summary}; exec {}", exec::shell_command(program, args));
     if config.init {
-        return init::run(program, args, &child_env);
+        return init::run(program, args, &child_env, keeper);
     }
     Err(exec::exec(program, args, &child_env))
 }
@@ -217,6 +240,77 @@ fn setcookie(vm_args: &[u8]) -> Option<String> {
         let mut words = line.split_whitespace();
         (words.next() == Some("-setcookie")).then(|| words.next().map(str::to_string)).flatten()
     })
+}
+
+/// The cookie of the VM that `--mesh` speaks to, when no `--cookie-file` gives it: as the release
+/// will find it (RELEASE_COOKIE, a mix release's releases/COOKIE, $HOME/.erlang.cookie). None is
+/// a 78 before the exec: the keeper could never connect.
+fn mesh_cookie(program: &Path) -> Result<String, Fail> {
+    match cookie::find_beyond_files(release_cookie(program).as_deref())? {
+        Ok((cookie, from)) => {
+            log::debug!("mesh: the cookie comes from {from}");
+            Ok(cookie)
+        }
+        Err(home) => Err(crate::fail!(
+            Exit::Config,
+            "no cookie for --mesh, which connects to the VM with it: give --cookie-file \
+             (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {}",
+            home.display()
+        )),
+    }
+}
+
+/// The keeper's plan: its own VM, and the boot's peer query (a 78 when there is none).
+fn keeper(
+    config: &Config,
+    identity: &Identity,
+    node: &str,
+    name_host: Option<&str>,
+    cookie: String,
+    interval: std::time::Duration,
+) -> Result<crate::mesh::Keeper, Fail> {
+    let query = match (config.peers, identity.peer_query.as_deref()) {
+        (PeerMode::Metadata, query) => query.unwrap_or("self/service").to_string(),
+        (_, Some(query)) => query.to_string(),
+        (_, None) => {
+            return Err(crate::fail!(
+                Exit::Config,
+                "--mesh looks the peers up every interval, and the {} source names no peer query; set \
+                 --peer-query (RANCHER_BOOT_PEER_QUERY)",
+                identity.platform
+            ));
+        }
+    };
+    let node = crate::dist::NodeName::parse(node).map_err(|why| crate::fail!(Exit::Config, "--mesh: {why}"))?;
+    Ok(crate::mesh::Keeper {
+        target: crate::mesh::Target {
+            node,
+            ip: identity.ip,
+            dist_port: config.dist_port,
+            epmd_port: crate::dist::epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref()),
+        },
+        cookie,
+        interval,
+        peers: crate::mesh::Peers {
+            mode: config.peers,
+            query,
+            dns_server: config.dns_server,
+            metadata_url: config.metadata_url.clone(),
+            self_ip: identity.ip,
+            basename: config.node_basename.clone(),
+            name_host: name_host.map(str::to_string),
+        },
+    })
+}
+
+/// A mix release's `releases/COOKIE`, next to `bin/` of `program`, when the file is there.
+fn release_cookie(program: &Path) -> Option<std::path::PathBuf> {
+    program
+        .parent()
+        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
+        .and_then(Path::parent)
+        .map(|root| root.join("releases/COOKIE"))
+        .filter(|path| path.is_file())
 }
 
 /// The release's commands that start the node: a passthrough with one of them (or none) is the
@@ -246,12 +340,7 @@ fn remember(
     exports: &env::Exports,
     name_host: Option<&str>,
 ) {
-    let release_cookie = std::path::Path::new(program)
-        .parent()
-        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
-        .and_then(std::path::Path::parent)
-        .map(|root| root.join("releases/COOKIE"))
-        .filter(|path| path.is_file());
+    let release_cookie = release_cookie(Path::new(program));
     let cookie = match (&config.cookie_file, std::env::var_os("RELEASE_COOKIE"), release_cookie) {
         (Some(path), _, _) => state::CookieSource::File(path.clone()),
         (None, Some(_), _) => state::CookieSource::Environment,

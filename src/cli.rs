@@ -24,6 +24,7 @@ pub const DEFAULT_METADATA_URL: &str = "http://rancher-metadata.rancher.internal
 const DEFAULT_TIMEOUT: &str = "60s";
 const DEFAULT_RUNTIME_DIR: &str = "/tmp/rancher-boot";
 const DEFAULT_LOG: &str = "info";
+const DEFAULT_MESH_INTERVAL: &str = "5s";
 
 const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
        rancher-boot [OPTIONS] ARGS...          (passthrough: exec --app ARGS...)
@@ -45,7 +46,7 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
     override_usage = USAGE,
     allow_external_subcommands = true,
     after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins. \
-                  The variables of --init and --dry-run take 1/0, true/false, yes/no or on/off.\n\
+                  The variables of --init, --mesh and --dry-run take 1/0, true/false, yes/no or on/off.\n\
                   Exit codes: 64 usage, 65 invalid metadata, 66 template missing, 69 metadata or peers \
                   unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, 128+N signal."
 )]
@@ -264,6 +265,21 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
     pub init: bool,
 
+    /// With --init: keep the cluster meshed from outside the app (look the peers up every interval, have the VM connect the missing ones)
+    #[arg(long, env = "RANCHER_BOOT_MESH", value_parser = parse_boolish, global = true)]
+    pub mesh: bool,
+
+    /// How often the mesh keeper looks the peers up
+    #[arg(
+        long,
+        env = "RANCHER_BOOT_MESH_INTERVAL",
+        value_name = "DURATION",
+        default_value = DEFAULT_MESH_INTERVAL,
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub mesh_interval: Duration,
+
     /// Do everything but the exec: print rendered files and the command instead
     #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = parse_boolish, global = true)]
     pub dry_run: bool,
@@ -427,6 +443,8 @@ pub struct Config {
     pub tls_dir: Option<PathBuf>,
     pub dist_port: Option<u16>,
     pub init: bool,
+    /// `--mesh`: the keeper's interval (only with `--init`).
+    pub mesh: Option<Duration>,
     pub dry_run: bool,
 }
 
@@ -657,6 +675,23 @@ impl Cli {
                 o.wait_peers
             ));
         }
+        if o.mesh && !o.init {
+            return Err(fail!(
+                Exit::Usage,
+                "--mesh (RANCHER_BOOT_MESH) needs --init (RANCHER_BOOT_INIT): the mesh keeper runs in \
+                 rancher-boot beside the program, which an exec would replace"
+            ));
+        }
+        if o.mesh && o.peers == PeerMode::None {
+            return Err(fail!(
+                Exit::Usage,
+                "--mesh connects the peers that --peers none never looks for; drop one of them \
+                 (RANCHER_BOOT_MESH, RANCHER_BOOT_PEERS)"
+            ));
+        }
+        if o.mesh && o.mesh_interval < Duration::from_millis(100) {
+            return Err(fail!(Exit::Usage, "--mesh-interval must be at least 100ms"));
+        }
         check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
         let tls_dir = match (o.dist, &o.tls_dir) {
             (Dist::Tls, None) => {
@@ -708,6 +743,7 @@ impl Cli {
             tls_dir,
             dist_port: o.dist_port,
             init: o.init,
+            mesh: o.mesh.then_some(o.mesh_interval),
             dry_run: o.dry_run,
         })
     }

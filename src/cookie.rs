@@ -153,27 +153,40 @@ pub fn find(own: Option<&Path>, state: Option<&State>) -> Result<(String, String
     if let Some(CookieSource::File(path)) = state.map(|s| &s.cookie) {
         return Ok((read_cookie(path)?, format!("{} (the boot's)", path.display())));
     }
+    let release = match state.map(|s| &s.cookie) {
+        Some(CookieSource::Release(path)) => Some(path.as_path()),
+        _ => None,
+    };
+    find_beyond_files(release)?.map_err(|home| {
+        Fail::new(
+            Exit::Config,
+            anyhow!(
+                "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
+                 (--level epmd needs none)",
+                home.display()
+            ),
+        )
+    })
+}
+
+/// Where the cookie is when no file was named: `RELEASE_COOKIE`, a mix release's
+/// `releases/COOKIE` (`release`), then `$HOME/.erlang.cookie`. `Ok(Err(home))`: none of them,
+/// and `home` is where Erlang would look. (The boot's `--mesh` asks this for its own VM.)
+pub fn find_beyond_files(release: Option<&Path>) -> Result<Result<(String, String), PathBuf>, Fail> {
     if let Some(value) = std::env::var_os("RELEASE_COOKIE") {
         let cookie =
             check_cookie(value.as_encoded_bytes()).map_err(|why| fail!(Exit::Config, "RELEASE_COOKIE: {why}"))?;
-        return Ok((cookie, "RELEASE_COOKIE".to_string()));
+        return Ok(Ok((cookie, "RELEASE_COOKIE".to_string())));
     }
-    if let Some(CookieSource::Release(path)) = state.map(|s| &s.cookie) {
-        return Ok((read_cookie(path)?, path.display().to_string()));
+    if let Some(path) = release {
+        return Ok(Ok((read_cookie(path)?, path.display().to_string())));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
     let path = home.join(".erlang.cookie");
     if path.exists() {
-        return Ok((read_cookie(&path)?, path.display().to_string()));
+        return Ok(Ok((read_cookie(&path)?, path.display().to_string())));
     }
-    Err(Fail::new(
-        Exit::Config,
-        anyhow!(
-            "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
-             (--level epmd needs none)",
-            path.display()
-        ),
-    ))
+    Ok(Err(path))
 }
 
 #[cfg(test)]

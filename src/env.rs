@@ -38,6 +38,10 @@ pub struct Extras<'a> {
     pub dns_cluster_query: Option<&'a str>,
     /// `--dist tls`, `--dist-port`: the distribution flags for `ERL_AFLAGS`.
     pub dist: DistFlags<'a>,
+    /// `--mesh`: the keeper's interval, exported as `RANCHER_BOOT_MESH_KEEPER=on` (a name of its
+    /// own: `RANCHER_BOOT_MESH` is the option's variable, which a release must not inherit as if
+    /// it had been given one).
+    pub mesh: Option<std::time::Duration>,
 }
 
 /// rancher-boot's exports, by name. Values are text: every input was validated before.
@@ -78,6 +82,9 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
     out.insert("RANCHER_BOOT_PLATFORM", identity.platform.to_string());
     if let Some(query) = extras.dns_cluster_query {
         out.insert("DNS_CLUSTER_QUERY", query.to_string());
+    }
+    if extras.mesh.is_some() {
+        out.insert("RANCHER_BOOT_MESH_KEEPER", "on".to_string());
     }
     for (name, value) in &identity.extras {
         out.insert(name, value.clone());

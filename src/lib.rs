@@ -17,6 +17,7 @@ pub mod erl;
 pub mod exec;
 pub mod exit;
 pub mod init;
+pub mod mesh;
 pub mod probe;
 pub mod source;
 pub mod state;

@@ -1,7 +1,7 @@
 //! A small blocking client of Erlang distribution: EPMD ([`epmd`]), the version-6 handshake as
 //! a hidden node ([`handshake`]), just enough of the external term format ([`term`]), and a
-//! function call through `rex` the way `erl_call` makes it ([`rpc`]). `probe` (and later
-//! `doctor` and the mesh keeper) stand on it.
+//! function call through `rex` the way `erl_call` makes it ([`rpc`]). `probe`, `doctor` and the
+//! mesh keeper (`src/mesh.rs`) stand on it.
 //!
 //! Written from OTP's "Distribution Protocol" and "External Term Format" pages and checked
 //! against real OTP 25 nodes (tests/it/dist.rs). Std sockets, one deadline for everything: each

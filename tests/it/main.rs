@@ -11,6 +11,7 @@ mod fake_metadata;
 mod fly;
 mod init;
 mod kubernetes;
+mod mesh;
 mod metadata;
 mod nomad;
 mod peers;
