@@ -13,6 +13,10 @@
 #      lists all the others within 10 s of the `docker service create`/`scale` command;
 #   2. `docker service update --force` (a rolling restart: new containers, new addresses): the
 #      mesh forms again under the new names;
+#   2b. the mesh keeper (issue 20): the same service with the app's poller off (HELLO_POLLER=off)
+#      and `--init --mesh` (RANCHER_BOOT_INIT, RANCHER_BOOT_MESH, an interval of 2 s): 3 → 5 → 4
+#      mesh with no clustering code running in the app, and a task cut off the overlay (`docker
+#      network disconnect`) is back in every node's nodes() after `docker network connect`;
 #   3. the same release as a stack (docker/swarm-stack.yml, `docker stack deploy`): the service
 #      is <stack>_hello, its 3 tasks are named and meshed the same way, the peer query is
 #      tasks.<stack>_hello.
@@ -55,6 +59,7 @@ SUBNET=10.231.7.0/24 # the overlay's own, apart from ingress (10.0.0.0/24) and d
 SECRET=$RUN-cookie
 PORT=${E2E_SWARM_PORT:-28080}  # an application port: never EPMD's 4369
 MESH_DEADLINE=10     # seconds from the scale command (docs/spec.md section 13)
+KEEPER_INTERVAL=2    # --mesh-interval of 2b: the example app's own poll interval
 RESTART_DEADLINE=90  # seconds for a rolling restart of 4 tasks, one at a time, to mesh again
 UNHEALTHY_DEADLINE=30 # seconds from the freeze to `unhealthy`: 2 failed checks, 2 s apart
 REPLACE_DEADLINE=90  # seconds from the freeze to a new task running: stop grace 10 s, restart delay 5 s, boot
@@ -227,6 +232,9 @@ main() {
     timing "docker service update --force: 4 new tasks meshed after" "$took s"
     log "nodes: $(printf '%s\n' "${TASKS[@]#*=}" | sort -t. -k4n | sed 's/^/hello@/' | tr '\n' ' ')"
 
+    # 2b. The mesh keeper: the app's poller off, rancher-boot as PID 1 connecting the VM's peers.
+    check_mesh_keeper
+
     # 3. The same as a stack: service <stack>_hello on the stack's own overlay.
     remove_services
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie"
@@ -272,6 +280,53 @@ restarted() {
         [[ $old == *$'\n'"${pair%%=*}="* || $old == *"=${pair#*=}"$'\n'* ]] && return 1
     done
     return 0
+}
+
+# --- 2b. the mesh keeper ---------------------------------------------------------------------
+
+# lists_none NODE CONTAINER...: no CONTAINER's node lists NODE.
+lists_none() {
+    local node=$1 c
+    shift
+    for c in "$@"; do node_view "$c" | grep -qx "$node" && return 1; done
+    return 0
+}
+
+check_mesh_keeper() {
+    remove_services
+    SEEN=()
+    local start=$EPOCHREALTIME pair c n
+    docker service create --detach --no-resolve-image --name "$SERVICE" --replicas 3 --network "$NET" \
+        --publish "published=$PORT,target=4000" --label "$LABEL" \
+        --secret "source=$SECRET,target=erlang_cookie" \
+        --env RANCHER_BOOT_COOKIE_FILE=/run/secrets/erlang_cookie \
+        --env HELLO_POLLER=off --env RANCHER_BOOT_INIT=1 --env RANCHER_BOOT_MESH=1 \
+        --env "RANCHER_BOOT_MESH_INTERVAL=${KEEPER_INTERVAL}s" \
+        --stop-grace-period 10s "$HELLO_IMAGE" >/dev/null || fail "docker service create (mesh keeper) failed"
+    step "mesh keeper, poller off: service create, 3 replicas" 3 "$start"
+    for pair in "${TASKS[@]}"; do
+        c=${pair%%=*}
+        [[ $(exported "$c" RANCHER_BOOT_MESH_KEEPER) == on ]] || fail "task $c: RANCHER_BOOT_MESH_KEEPER is not on"
+        docker logs "$c" 2>&1 | grep -q "poller off (HELLO_POLLER=off)" || fail "task $c: the app's poller is not off"
+        docker logs "$c" 2>&1 | grep -q "mesh keeper on (every ${KEEPER_INTERVAL}s)" || fail "task $c: no keeper in the info line"
+    done
+    for n in 5 4; do
+        start=$EPOCHREALTIME
+        docker service scale --detach "$SERVICE=$n" >/dev/null 2>&1 || fail "docker service scale $SERVICE=$n failed"
+        step "mesh keeper: docker service scale $SERVICE=$n" "$n" "$start"
+    done
+
+    # A partition: one task off the overlay until the others drop it, then back.
+    local cut=${TASKS[0]%%=*} ip=${TASKS[0]#*=} others=()
+    for pair in "${TASKS[@]:1}"; do others+=("${pair%%=*}"); done
+    docker network disconnect "$NET" "$cut" >/dev/null 2>&1 || fail "docker network disconnect $NET $cut failed"
+    wait_until 90 "the others to drop hello@$ip after its network went" lists_none "hello@$ip" "${others[@]}"
+    docker network connect "$NET" "$cut" >/dev/null 2>&1 || fail "docker network connect $NET $cut failed"
+    start=$EPOCHREALTIME
+    local took
+    took=$(WAIT_FROM=$start wait_until 60 "hello@$ip back in every node's nodes() after its network returned" converged 4)
+    timing "mesh keeper (every ${KEEPER_INTERVAL}s): a healed partition whole again after" "$took s"
+    remove_services
 }
 
 # --- 5. doctor ------------------------------------------------------------------------------
