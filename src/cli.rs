@@ -77,8 +77,9 @@ impl Tool {
     /// `-v`/`-q` given after the word.
     fn verbosity(&self) -> (u8, u8) {
         match self {
-            Tool::Probe(p) => (p.verbose, p.quiet),
-            Tool::Doctor(d) => (d.verbose, d.quiet),
+            Tool::Probe(ProbeArgs { common, .. }) | Tool::Doctor(DoctorArgs { common, .. }) => {
+                (common.verbose, common.quiet)
+            }
         }
     }
 }
@@ -101,7 +102,14 @@ pub struct DoctorArgs {
     #[arg(long, env = "RANCHER_BOOT_DOCTOR_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// Read the cookie from this file [default: as probe finds it]
+    #[command(flatten)]
+    pub common: ToolOptions,
+}
+
+/// What `probe` and `doctor` share after their word.
+#[derive(Debug, Args)]
+pub struct ToolOptions {
+    /// Read the cookie from this file [default: --cookie-file before the word, the boot's, RELEASE_COOKIE, releases/COOKIE, ~/.erlang.cookie]
     #[arg(long, value_name = "PATH")]
     pub cookie_file: Option<PathBuf>,
 
@@ -148,17 +156,8 @@ pub struct ProbeArgs {
     #[arg(long, env = "RANCHER_BOOT_PROBE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// Read the cookie from this file [default: see below]
-    #[arg(long, value_name = "PATH")]
-    pub cookie_file: Option<PathBuf>,
-
-    /// More log output (repeat for more)
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-
-    /// Less log output (repeat for less)
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub quiet: u8,
+    #[command(flatten)]
+    pub common: ToolOptions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]

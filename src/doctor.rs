@@ -77,7 +77,7 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
         fact("resolves", ok, text);
     }
     fact("flags", true, flags(config, this.state.as_ref()));
-    let own = config.cookie_file.as_deref().or(args.cookie_file.as_deref());
+    let own = config.cookie_file.as_deref().or(args.common.cookie_file.as_deref());
     let cookie = match cookie::find(own, this.state.as_ref()) {
         Ok((cookie, source)) => {
             let file = own.or(this.state.as_ref().and_then(|s| match &s.cookie {

@@ -56,7 +56,7 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
         ));
     }
     let cookie = if level > ProbeLevel::Epmd && !tls {
-        let own = args.cookie_file.as_deref().or(options.cookie_file.as_deref());
+        let own = args.common.cookie_file.as_deref().or(options.cookie_file.as_deref());
         Some(cookie::find(own, state.as_ref())?.0)
     } else {
         None

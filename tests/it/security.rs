@@ -45,6 +45,13 @@ fn owner_only(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// rancher-boot as the local node `n` on 127.0.0.1 with no peers: add options, then `--`.
+fn local_node() -> Command {
+    let mut command = rancher_boot();
+    command.args(["--source", "local", "--ip", "127.0.0.1", "--peers", "none", "--node-basename", "n"]);
+    command
+}
+
 /// A node booted through rancher-boot on 127.0.0.1 that runs `eval`, then waits.
 struct Node {
     name: String,
@@ -197,23 +204,8 @@ fn tls_files_that_are_missing_or_not_pem_are_a_78_before_anything_runs() {
     let tls = dir.path().join("tls");
     fs::create_dir_all(&tls).expect("dir");
     let boot = |tls_dir: &Path| {
-        let mut command = rancher_boot();
-        command
-            .args([
-                "--source",
-                "local",
-                "--ip",
-                "127.0.0.1",
-                "--peers",
-                "none",
-                "--node-basename",
-                "n",
-                "--dist",
-                "tls",
-            ])
-            .arg("--tls-dir")
-            .arg(tls_dir)
-            .args(["--", "sh", "-c", "echo the program ran"]);
+        let mut command = local_node();
+        command.args(["--dist", "tls", "--tls-dir"]).arg(tls_dir).args(["--", "sh", "-c", "echo the program ran"]);
         run(&mut command)
     };
     let output = boot(&tls);
@@ -305,21 +297,8 @@ fn dist_port_nodes_mesh_with_no_epmd() {
 fn the_cookie_lint_refuses_published_cookies_and_warns_about_weak_ones() {
     let dir = tempdir();
     let boot = |cookie_file: &Path| {
-        let mut command = rancher_boot();
-        command
-            .args([
-                "--source",
-                "local",
-                "--ip",
-                "127.0.0.1",
-                "--peers",
-                "none",
-                "--node-basename",
-                "n",
-                "--cookie-file",
-            ])
-            .arg(cookie_file)
-            .args(["--", "sh", "-c", "echo the program ran"]);
+        let mut command = local_node();
+        command.arg("--cookie-file").arg(cookie_file).args(["--", "sh", "-c", "echo the program ran"]);
         run(&mut command)
     };
     for published in ["something-secret-here-please-change-me", "monster", "change-me-with---cookie-file"] {
