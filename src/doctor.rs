@@ -152,8 +152,17 @@ fn names(node: &NodeName) -> String {
 fn interfaces(ip: IpAddr) -> String {
     let addresses = crate::source::local::addresses().unwrap_or_default();
     let own = addresses.iter().find(|a| a.ip == ip).map(|a| format!("{} {}", a.interface, erl::ntoa(a.ip)));
-    let others: Vec<String> =
-        addresses.iter().filter(|a| a.ip != ip).map(|a| format!("{} {}", a.interface, erl::ntoa(a.ip))).collect();
+    // The default route is docker_gwbridge's in a Swarm task, and the ingress network has no
+    // name of the service: the two addresses a node must never be named by.
+    let route = crate::source::local::default_route_interface();
+    let others: Vec<String> = addresses
+        .iter()
+        .filter(|a| a.ip != ip)
+        .map(|a| {
+            let why = if route.as_deref() == Some(a.interface.as_str()) { " (the default route)" } else { "" };
+            format!("{} {}{why}", a.interface, erl::ntoa(a.ip))
+        })
+        .collect();
     let mut text = match own {
         Some(own) => format!("{own} (the node's)"),
         None => format!("{} (not an address of this machine: the node is elsewhere, or behind NAT)", erl::ntoa(ip)),
