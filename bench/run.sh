@@ -5,6 +5,10 @@
 #   bench/run.sh --quick   build and check the size budget only (for CI: a size is deterministic),
 #                          for x86_64 and aarch64 alike; the timings are x86_64's (an emulated
 #                          aarch64 timing would mean nothing)
+#   bench/run.sh --probe   `rancher-boot probe` only (issue 17), against a real Erlang VM and a real
+#                          RabbitMQ (Debian's rabbitmq-server, started here and stopped on exit):
+#                          beside erl_call and rabbitmq-diagnostics, its RSS, and what the
+#                          distribution client costs in bytes. The full run does it too.
 #
 # Everything talks to loopback only: fake-rancher-metadata on 127.0.0.1, dnsmasq on 127.0.0.1,
 # proxies unset. Timing figures are ratios measured side by side in one hyperfine run, because the
@@ -12,7 +16,10 @@
 #
 # Knobs (environment): RUNS (hyperfine runs per command, default 500), WARMUP (default 30),
 # HERD (boots at once, default 100), READY_RUNS (default 20), READY_AFTER (default 1s),
-# SKIP_BLOAT=1 (skip cargo-bloat, which needs a second, unstripped build).
+# SKIP_BLOAT=1 (skip cargo-bloat, which needs a second, unstripped build); PROBE_RUNS (default 500)
+# and DIAG_RUNS (the least number of runs beside rabbitmq-diagnostics, 0.3 s each; default 30;
+# each command there also runs for at least 3 s, so the probe gets hundreds); DIST_BASE (the
+# commit before src/dist, default ae81933).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,10 +33,12 @@ bin=$root/target/$target/release
 size_budget=1572864 # 1.5 MiB, docs/spec.md section 13
 
 quick=false
+probe_only=false
 case "${1:-}" in
     --quick) quick=true ;;
+    --probe) probe_only=true ;;
     "") ;;
-    *) echo "usage: bench/run.sh [--quick]" >&2; exit 64 ;;
+    *) echo "usage: bench/run.sh [--quick | --probe]" >&2; exit 64 ;;
 esac
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -91,16 +100,10 @@ if $quick; then
 fi
 
 step "install packages"
-export DEBIAN_FRONTEND=noninteractive
-packages=(hyperfine busybox-static dnsmasq-base time file binutils procps musl-tools)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# erlang-nox (erl, epmd, erl_call) and rabbitmq-server: the probe's section. .ci/apt-install keeps
+# rabbitmq-server's service from starting: this script starts its own RabbitMQ.
+"$root/.ci/apt-install" hyperfine busybox-static dnsmasq-base time file binutils procps musl-tools \
+    erlang-nox rabbitmq-server
 
 step "helper programs (bench/tools, std only)"
 tools=$out/tools
@@ -115,12 +118,166 @@ rustc --edition 2021 -O --target "$target" -o "$tools/herd" "$bench/tools/herd.r
 # ---------------------------------------------------------------------------------------------
 # Services on loopback, stopped by the trap.
 pids=()
+rabbit_pid_file=""
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # The RabbitMQ this script started (it runs as the rabbitmq user, detached): stopped, and
+    # waited for through its pid file.
+    if [[ -n $rabbit_pid_file ]]; then timeout 90 rabbitmqctl -q stop "$rabbit_pid_file" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
+
+probe_section() {
+    step "probe: rancher-boot probe against a real Erlang VM and a real RabbitMQ (issue 17)"
+    local erl_call
+    erl_call=$(ls /usr/lib/erlang/lib/erl_interface-*/bin/erl_call | tail -n1)
+    local probe_runs=${PROBE_RUNS:-500} diag_runs=${DIAG_RUNS:-30} warm=${WARMUP:-30}
+    local cookie=rbbench-Erl4ngC00kie vm_node="rbbench_$$@127.0.0.1"
+    local cookie_file=$out/probe-cookie
+    printf '%s' "$cookie" >"$cookie_file"
+    chmod 400 "$cookie_file"
+    # A plain VM (long names, on loopback), killed by the trap.
+    erl -noshell -name "$vm_node" -setcookie "$cookie" -kernel inet_dist_use_interface '{127,0,0,1}' \
+        -eval 'receive after infinity -> ok end' >"$out/probe-vm.log" 2>&1 &
+    pids+=("$!")
+    # RabbitMQ: node rabbit@<short host name>, its cookie in its home, AMQP on loopback only.
+    local host rabbit rabbit_cookie=/var/lib/rabbitmq/.erlang.cookie
+    host=$(hostname -s)
+    rabbit="rabbit@$host"
+    if epmd -names 2>/dev/null | grep -q '^name rabbit at port '; then
+        echo "FAIL: a node named rabbit already runs here (a rabbitmq-server service?): stop it first" >&2
+        exit 1
+    fi
+    rabbit_pid_file=/var/lib/rabbitmq/mnesia/$rabbit.pid
+    rm -f "$rabbit_pid_file"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+    local t0=$EPOCHREALTIME i
+    for ((i = 0; i < 600; i++)); do
+        "$rb" probe --node "$rabbit" --cookie-file "$rabbit_cookie" --app rabbit 2>/dev/null && break
+        sleep 0.2
+    done
+    "$rb" probe --node "$rabbit" --cookie-file "$rabbit_cookie" --app rabbit \
+        || { echo "FAIL: RabbitMQ did not come up:" >&2; tail -n 20 "/var/log/rabbitmq/$rabbit.log" >&2; exit 1; }
+    awk -v t0="$t0" -v t="$EPOCHREALTIME" 'BEGIN { printf "RabbitMQ %s ready (probe --app rabbit) after %.1f s\n", "'"$rabbit"'", t - t0 }'
+    for ((i = 0; i < 100; i++)); do "$rb" probe --node "$vm_node" --cookie-file "$cookie_file" 2>/dev/null && break; sleep 0.1; done
+
+    local p_vm="$rb probe --node $vm_node --cookie-file $cookie_file"
+    local p_rmq="$rb probe --node $rabbit --cookie-file $rabbit_cookie"
+    local ec="$erl_call -name $vm_node -c $cookie -a 'erlang node []'"
+    local diag_direct="env HOME=/var/lib/rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q ping"
+
+    step "probe sanity: each command answers"
+    $p_vm --level epmd && $p_vm --level connect && $p_vm --level rpc && $p_rmq --app rabbit
+    [[ $("$erl_call" -name "$vm_node" -c "$cookie" -a 'erlang node []') == "'$vm_node'" ]]
+    rabbitmq-diagnostics -q ping
+    $diag_direct
+
+    {
+        echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+        echo "commit: $(git -C "$root" rev-parse --short HEAD)$([[ -z $(git -C "$root" status --porcelain) ]] || echo ' (tree modified)')"
+        echo "nproc: $(nproc); cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+        echo "erts: $(erl -noshell -eval 'io:format("~s", [erlang:system_info(version)]), halt().'), rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server), $("$rb" --version)"
+        echo "loadavg before timing: $(cut -d' ' -f1-3 /proc/loadavg)"
+    } | tee "$out/probe-machine.txt"
+
+    step "probe ÷ erl_call, against the same plain VM (one hyperfine run, $probe_runs runs each)"
+    hyperfine -N --warmup "$warm" --runs "$probe_runs" --style basic --export-csv "$out/probe-vm.csv" \
+        -n probe-epmd "$p_vm --level epmd" \
+        -n probe-connect "$p_vm --level connect" \
+        -n probe-rpc "$p_vm --level rpc" \
+        -n erl_call "$ec" | tee "$out/probe-vm.txt"
+
+    step "probe --app rabbit beside rabbitmq-diagnostics -q ping, against the same RabbitMQ (at least $diag_runs runs each, and 3 s)"
+    # rabbitmq-diagnostics as root goes through Debian's wrapper (su to the rabbitmq user);
+    # diag-direct is the CLI itself, as a container running as that user would call it.
+    hyperfine -N --warmup 3 --min-runs "$diag_runs" --style basic --export-csv "$out/probe-rmq.csv" \
+        -n probe-app "$p_rmq --app rabbit" \
+        -n probe-connect-rmq "$p_rmq --level connect" \
+        -n diagnostics "rabbitmq-diagnostics -q ping" \
+        -n diag-direct "$diag_direct" | tee "$out/probe-rmq.txt"
+    echo "loadavg after timing: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/probe-machine.txt"
+
+    # CSV: command,mean,stddev,median,user,system,min,max (seconds; user and system are means)
+    awk -F, '
+        FNR == 1 { next }
+        { med[$1] = $4; min[$1] = $7; cpu[$1] = $5 + $6; order[++n] = $1 }
+        END {
+            printf "%-17s %10s %10s %12s\n", "command", "median_ms", "min_ms", "cpu_mean_ms"
+            for (i = 1; i <= n; i++) { c = order[i]; printf "%-17s %10.3f %10.3f %12.3f\n", c, med[c]*1000, min[c]*1000, cpu[c]*1000 }
+            printf "\nratios (median; min in brackets)                      target\n"
+            printf "probe-connect / erl_call     %6.2f  [%5.2f]            <= 1.00\n", med["probe-connect"]/med["erl_call"], min["probe-connect"]/min["erl_call"]
+            printf "probe-rpc     / erl_call     %6.2f  [%5.2f]            (the same work: a call through rex)\n", med["probe-rpc"]/med["erl_call"], min["probe-rpc"]/min["erl_call"]
+            printf "probe-epmd    / erl_call     %6.2f  [%5.2f]\n", med["probe-epmd"]/med["erl_call"], min["probe-epmd"]/min["erl_call"]
+            printf "diagnostics / probe-app, wall  %8.0f x [%5.0f x]         >= 300\n", med["diagnostics"]/med["probe-app"], min["diagnostics"]/min["probe-app"]
+            printf "diagnostics / probe-app, cpu   %8.0f x                   >= 300 (user+sys, mean)\n", cpu["diagnostics"]/cpu["probe-app"]
+            printf "diag-direct / probe-app, wall  %8.0f x [%5.0f x]         (no su: the CLI itself)\n", med["diag-direct"]/med["probe-app"], min["diag-direct"]/min["probe-app"]
+            printf "diag-direct / probe-app, cpu   %8.0f x\n", cpu["diag-direct"]/cpu["probe-app"]
+        }' "$out/probe-vm.csv" "$out/probe-rmq.csv" | tee "$out/probe-ratios.txt"
+
+    step "probe: peak RSS (GNU time, %M KiB)"
+    maxrss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -n1; }
+    {
+        echo "probe --level epmd (VM): $(maxrss $p_vm --level epmd) KiB"
+        echo "probe --level connect (VM): $(maxrss $p_vm --level connect) KiB"
+        echo "probe --level rpc (VM): $(maxrss $p_vm --level rpc) KiB"
+        echo "probe --app rabbit (RabbitMQ): $(maxrss $p_rmq --app rabbit) KiB"
+        echo "erl_call -a 'erlang node []' (VM): $(maxrss "$erl_call" -name "$vm_node" -c "$cookie" -a 'erlang node []') KiB"
+        echo "rabbitmq-diagnostics -q ping: $(maxrss rabbitmq-diagnostics -q ping) KiB"
+    } | tee "$out/probe-rss.txt"
+
+    step "probe: what the distribution client costs (release binary at ${DIST_BASE:-ae81933}, before src/dist, and now)"
+    local base=${DIST_BASE:-ae81933} before_src=$out/before-dist
+    rm -rf "$before_src"
+    mkdir -p "$before_src"
+    git -C "$root" archive "$base" | tar -x -C "$before_src"
+    (cd "$before_src" && CARGO_TARGET_DIR=$root/target/bench-before-dist \
+        cargo build --release --locked --target "$target" --bin rancher-boot 2>&1 | tail -n1)
+    local before_size now_size
+    before_size=$(stat -c %s "$root/target/bench-before-dist/$target/release/rancher-boot")
+    now_size=$(stat -c %s "$rb")
+    {
+        echo "rancher-boot at $base (before src/dist): $before_size bytes"
+        echo "rancher-boot now: $now_size bytes ($(awk -v s="$now_size" 'BEGIN{printf "%.2f", s/1048576}') MiB; budget $size_budget: $size_verdict)"
+        echo "the distribution client, probe and state file cost: $((now_size - before_size)) bytes"
+    } | tee "$out/probe-size.txt"
+    if [[ ${SKIP_BLOAT:-} != 1 ]]; then
+        # Every crate's .text, before and now (unstripped copies of the same builds): what grew.
+        if ! command -v cargo-bloat >/dev/null; then cargo install --locked cargo-bloat; fi
+        (cd "$before_src" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$root/target/bench-before-dist-bloat \
+            cargo bloat --release --locked --target "$target" --bin rancher-boot --crates -n 0 \
+            2>/dev/null >"$out/bloat-before-dist.txt")
+        CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$root/target/bench-bloat \
+            cargo bloat --release --locked --target "$target" --bin rancher-boot --crates -n 0 \
+            2>/dev/null >"$out/bloat-all.txt"
+        # cargo bloat's sizes (e.g. 4.4KiB, 880B) in bytes, crate by crate: the rows that changed,
+        # largest change first, then the whole .text.
+        {
+            printf 'cargo bloat, .text by crate (bytes, as rounded by cargo bloat), at %s and now\n' "$base"
+            printf '%-16s %9s %9s %9s\n' crate before now change
+            awk '
+                function bytes(v) { if (v ~ /MiB$/) return v * 1048576; if (v ~ /KiB$/) return v * 1024; return v + 0 }
+                { f = FILENAME == ARGV[1] ? "b" : "a" }
+                $3 ~ /B$/ && $4 != "" && $5 == "" { size[f, $4] = bytes($3); seen[$4] = 1 }
+                $5 == "section" { text[f] = bytes($3) }
+                END {
+                    for (c in seen) { d = size["a", c] - size["b", c]; if (d > 50 || d < -50 || c == "md5")
+                        printf "%-16s %9d %9d %+9d\n", c, size["b", c], size["a", c], d }
+                    printf "%-16s %9d %9d %+9d\n", "(all) .text", text["b"], text["a"], text["a"] - text["b"] > "/dev/stderr"
+                }' "$out/bloat-before-dist.txt" "$out/bloat-all.txt" 2>"$out/bloat-text-total.txt" | sort -k4,4gr
+            cat "$out/bloat-text-total.txt"
+        } | tee -a "$out/probe-size.txt"
+    fi
+    rm -f "$cookie_file"
+}
+# The probe's section needs none of the boot's services: with --probe, it is all that runs.
+if $probe_only; then
+    probe_section
+    echo
+    cat "$out/probe-machine.txt" "$out/probe-ratios.txt" "$out/probe-rss.txt" "$out/probe-size.txt" | tee "$out/probe-summary.txt"
+    exit 0
+fi
 
 # The container every caller from 127.0.0.1 is (rancher-boot refuses a loopback primary_ip).
 answers=$out/answers.json
@@ -350,6 +507,8 @@ sort -n "$out/readiness.txt" | awk '{ ms[NR] = $1; att += $2 } END {
     printf "runs=%d T_to_exec_ms: min=%.1f p50=%.1f p90=%.1f max=%.1f (target <= 250) mean_metadata_requests=%.1f\n",
         n, ms[1], ms[int((n + 1) / 2)], ms[int(0.9 * n + 0.5)], ms[n], att / n }' | tee "$out/readiness-summary.txt"
 
+probe_section
+
 if [[ ${SKIP_BLOAT:-} != 1 ]]; then
     step "what each crate contributes (cargo bloat on an unstripped copy of the same build)"
     if ! command -v cargo-bloat >/dev/null; then cargo install --locked cargo-bloat; fi
@@ -373,4 +532,6 @@ step "summary"
     echo
     echo "herd: $(cat "$out/herd-summary.txt")"
     echo "readiness: $(cat "$out/readiness-summary.txt")"
+    echo
+    cat "$out/probe-machine.txt" "$out/probe-ratios.txt" "$out/probe-rss.txt" "$out/probe-size.txt"
 } | tee "$out/summary.txt"

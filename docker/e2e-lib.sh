@@ -111,9 +111,12 @@ build_images() {
 # poller's status files); fails while the node has not written them yet.
 node_view() { docker exec "$1" sh -c 'cat /tmp/hello/self && echo -- && cat /tmp/hello/nodes' 2>/dev/null; }
 
-# exported CONTAINER VARIABLE: the value rancher-boot exported to the VM (PID 1 after the exec).
+# exported CONTAINER VARIABLE: the value rancher-boot exported to the VM: the environment of
+# beam.smp (PID 1 after the exec; rancher-boot's child with --init).
 exported() {
-    docker exec "$1" cat /proc/1/environ 2>/dev/null | tr '\0' '\n' | sed -n "s/^$2=//p"
+    docker exec "$1" sh -c 'for p in /proc/[0-9]*; do
+            [ "$(cat "$p/comm" 2>/dev/null)" = beam.smp ] && exec cat "$p/environ"
+        done; exec cat /proc/1/environ' 2>/dev/null | tr '\0' '\n' | sed -n "s/^$2=//p"
 }
 
 # boot_seconds CONTAINER: from the container's start to the hello application's start (the

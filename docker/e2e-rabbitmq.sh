@@ -15,7 +15,7 @@
 #   4. on every task: the VM runs as rabbitmq (PID 1 and its children), ~rabbitmq/.erlang.cookie
 #      is 0400 and rabbitmq's, RABBITMQ_NODENAME is the node, RABBITMQ_USE_LONGNAME true and
 #      HOME rabbitmq's. The stack names each node by its address in the overlay's subnet
-#      (--ip-network): Swarm's DNS names a task with a healthcheck only once it is healthy.
+#      (--ip CIDR, --source swarm): Swarm's DNS names a task with a healthcheck only once healthy.
 #   5. the cookie's text is in no log: every task's output (`docker logs`) and every
 #      healthcheck's output.
 #
@@ -107,6 +107,13 @@ clustered() {
     TASKS=("${pairs[@]}")
 }
 
+# exported_to CONTAINER VARIABLE: what rancher-boot exported to the VM (PID 1 after the exec),
+# read as rabbitmq: a root `docker exec` lacks CAP_SYS_PTRACE and may not read the environ of a
+# process of another user.
+exported_to() {
+    docker exec -u rabbitmq "$1" cat /proc/1/environ 2>/dev/null | tr '\0' '\n' | sed -n "s/^$2=//p"
+}
+
 # check_tasks: for every task of TASKS, who runs the VM, the cookie file, the exported names.
 check_tasks() {
     local pair c ip rabbitmq_uid users mode
@@ -121,10 +128,11 @@ check_tasks() {
         mode=$(docker exec "$c" stat -c '%a %U' /var/lib/rabbitmq/.erlang.cookie) \
             || fail "task $c: no /var/lib/rabbitmq/.erlang.cookie"
         [[ $mode == "400 rabbitmq" ]] || fail "task $c: ~rabbitmq/.erlang.cookie is '$mode', not '400 rabbitmq'"
-        [[ $(exported "$c" RABBITMQ_NODENAME) == "rabbit@$ip" ]] \
-            || fail "task $c: RABBITMQ_NODENAME is '$(exported "$c" RABBITMQ_NODENAME)', not rabbit@$ip"
-        [[ $(exported "$c" RABBITMQ_USE_LONGNAME) == true ]] || fail "task $c: RABBITMQ_USE_LONGNAME is not true"
-        [[ $(exported "$c" RANCHER_BOOT_PLATFORM) == swarm ]] || fail "task $c: RANCHER_BOOT_PLATFORM is not swarm"
+        [[ $(exported_to "$c" RABBITMQ_NODENAME) == "rabbit@$ip" ]] \
+            || fail "task $c: RABBITMQ_NODENAME is '$(exported_to "$c" RABBITMQ_NODENAME)', not rabbit@$ip"
+        [[ $(exported_to "$c" RABBITMQ_USE_LONGNAME) == true ]] || fail "task $c: RABBITMQ_USE_LONGNAME is not true"
+        [[ $(exported_to "$c" HOME) == /var/lib/rabbitmq ]] || fail "task $c: HOME is not rabbitmq's"
+        [[ $(exported_to "$c" RANCHER_BOOT_PLATFORM) == swarm ]] || fail "task $c: RANCHER_BOOT_PLATFORM is not swarm"
     done
 }
 

@@ -5,8 +5,8 @@
 //! `--user` to run as) are read first, so that a configuration mistake fails at once instead of
 //! after a minute of waiting for metadata. Nothing is written until every template of the run
 //! has rendered without error. With `--user`, what is written (templates, the runtime dir, the
-//! state file, `~/.erlang.cookie`) is that user's, and the drop to it is the last step before the
-//! hand-over: after it rancher-boot can read and write nothing that needed root.
+//! state file, the TLS options file, `~/.erlang.cookie`) is that user's, and the drop to it is the
+//! last step before the hand-over: after it rancher-boot can read and write nothing that needed root.
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder};
@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::cli::{Action, Config, NameBy, PeersFormat, TemplateSpec};
+use crate::cli::{Action, Config, Dist, NameBy, PeerMode, PeersFormat, TemplateSpec};
 use crate::discovery::{self, PeerQuery};
+use crate::dist_flags::{self, DistFlags};
 use crate::env::{self, Extras};
 use crate::exec;
 use crate::exit::{Exit, Fail};
@@ -43,6 +44,35 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     // Only a run writes it: print-env and peers beside a node have nothing to write.
     let runs = matches!(config.action, Action::Run { .. });
     let home_cookie = if config.cookie_home && runs { Some(cookie_for_home(cookie.as_deref())?) } else { None };
+    lint_cookie(cookie.as_deref(), config.cookie_file.as_deref())?;
+    let (erl_aflags, erl_flags, erl_zflags) =
+        (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
+    let text = |v: &Option<std::ffi::OsString>| v.as_ref().and_then(|v| v.to_str().map(str::to_string));
+    dist_flags::check_inherited(
+        config.dist == Dist::Tls,
+        &[text(&erl_aflags).as_deref(), text(&erl_flags).as_deref(), text(&erl_zflags).as_deref()],
+    )?;
+    let optfile = config.runtime_dir.join(dist_flags::OPTFILE);
+    if let Some(dir) = &config.tls_dir {
+        dist_flags::check_tls_dir(dir)?;
+        dist_flags::travels(&optfile, "--runtime-dir")?;
+        if let Action::Run { program, .. } = &config.action {
+            dist_flags::check_release_has_ssl(Path::new(program))?;
+        }
+    }
+    // 1b. The mesh keeper speaks to the VM, and cannot without its cookie.
+    if config.mesh.is_some() && config.dist == Dist::Tls {
+        return Err(crate::fail!(
+            Exit::Config,
+            "--mesh speaks Erlang distribution to the VM, and rancher-boot has no TLS client for --dist tls: \
+             drop one of them (a TLS cluster keeps its connections with sync_nodes or the app's own poller)"
+        ));
+    }
+    let mesh_cookie = match (&config.mesh, &config.action, &cookie) {
+        (Some(_), Action::Run { .. }, Some(cookie)) => Some(cookie.clone()),
+        (Some(_), Action::Run { program, .. }, None) => Some(mesh_cookie(Path::new(program))?),
+        _ => None,
+    };
 
     // 2. Who are we? The source --source names, or the one detected; the overrides applied.
     //    (This is where a boot waits for metadata or for Docker's DNS.) A command run later in
@@ -50,7 +80,8 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     let boots = is_boot(&config.action);
     let remembered = if boots { None } else { state::load_live(&config.runtime_dir) };
     let identity = match &remembered {
-        Some(state) => state.identity.clone(),
+        // What is given on this command line still wins (--peer-query, --service, --ip).
+        Some(state) => source::apply_overrides(state.identity.clone(), &ctx)?,
         None => source::identify(&ctx)?,
     };
 
@@ -86,8 +117,6 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     };
 
     // 4. The environment the program gets.
-    let (erl_aflags, erl_flags, erl_zflags) =
-        (std::env::var_os("ERL_AFLAGS"), std::env::var_os("ERL_FLAGS"), std::env::var_os("ERL_ZFLAGS"));
     let extras = Extras {
         peers: &peers,
         vm_args: config.vm_args_dest.as_deref(),
@@ -98,9 +127,18 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         peer_hosts: peer_hosts.as_deref(),
         name_host,
         dns_cluster_query: source::exported_query(&identity, &ctx),
+        dist: DistFlags {
+            tls_optfile: config.tls_dir.as_ref().map(|_| optfile.as_path()),
+            port: config.dist_port,
+            beside: !boots,
+        },
+        mesh: config.mesh,
     };
     let exports = env::exports(&identity, &config.node_basename, &extras);
     let mut summary = summary(&identity, &exports["NODE_NAME"], peers.len());
+    if let Some(interval) = config.mesh {
+        summary += &format!(", mesh keeper on (every {interval:?})");
+    }
     if remembered.is_some() {
         summary += &format!(" (as the boot chose it: {})", config.runtime_dir.join(state::FILE_NAME).display());
     }
@@ -126,6 +164,12 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     if let Some(target) = &target {
         child_env.insert("HOME".into(), target.home.clone().into_os_string());
     }
+    let keeper = match (config.mesh, mesh_cookie) {
+        (Some(interval), Some(cookie)) => {
+            Some(keeper(&config, &identity, &exports["NODE_NAME"], name_host, cookie, interval)?)
+        }
+        _ => None,
+    };
 
     // 5. Render every template, then write them (or show them, with --dry-run).
     let rendered = render_templates(&config.templates, &sources, &child_env)?;
@@ -133,8 +177,15 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     for (spec, text) in config.templates.iter().zip(&rendered) {
         if spec.vm_args {
             template::vm_args_warnings(text, node).iter().for_each(|w| log::warn!("{}: {w}", spec.dest.display()));
+            if let Some(cookie) = setcookie(text) {
+                lint_cookie(Some(&cookie), None)
+                    .map_err(|f| Fail::new(f.exit, f.error.context(format!("{}", spec.dest.display()))))?;
+            }
         }
     }
+    // Written by every run that hands the flags over: a passthrough beside the node (remote, rpc)
+    // may run with a runtime dir of its own.
+    let tls_options = config.tls_dir.as_deref().map(dist_flags::optfile);
     if config.dry_run {
         log::info!("{summary}");
         let mut out = String::new();
@@ -148,6 +199,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
             if !text.ends_with('\n') && !text.is_empty() {
                 out.push('\n');
             }
+        }
+        if let Some(text) = &tls_options {
+            out += &format!("# {} (--dist tls)\n{text}", optfile.display());
         }
         out += "# exports (with the inherited environment)\n";
         out += &env::format_exports(&exports, crate::cli::EnvFormat::Shell, false);
@@ -164,6 +218,11 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         return Ok(Exit::Ok);
     }
     write_templates(&config, &rendered, owner)?;
+    if let Some(text) = tls_options.as_ref().filter(|text| fs::read_to_string(&optfile).ok().as_ref() != Some(text)) {
+        create_runtime_dir(&config, owner)?;
+        template::write_atomic_as(&optfile, text.as_bytes(), 0o600, owner)
+            .map_err(|e| Fail::new(Exit::CantCreate, e))?;
+    }
     if let Some(cookie) = &home_cookie {
         write_home_cookie(cookie, target.as_ref())?;
     }
@@ -182,7 +241,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         user::drop_to(target)?;
     }
     if config.init {
-        return init::run(program, args, &child_env);
+        return init::run(program, args, &child_env, keeper);
     }
     Err(exec::exec(program, args, &child_env))
 }
@@ -235,6 +294,101 @@ fn make_runtime_dir(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()
     Ok(())
 }
 
+/// The cookie lint (cookie.rs) on the cookie the node gets: the cookie file's, else an inherited
+/// `RELEASE_COOKIE`; warnings are logged, a published cookie ends the boot (78).
+fn lint_cookie(cookie: Option<&str>, file: Option<&Path>) -> Result<(), Fail> {
+    let inherited = std::env::var("RELEASE_COOKIE").ok().filter(|c| !c.is_empty());
+    let (cookie, source) = match (cookie, &inherited, file) {
+        (Some(cookie), _, Some(path)) => (cookie, format!("{}", path.display())),
+        (Some(cookie), _, None) => (cookie, "vm.args (-setcookie)".to_string()),
+        (None, Some(cookie), _) => (cookie.as_str(), "RELEASE_COOKIE".to_string()),
+        (None, None, _) => return Ok(()),
+    };
+    for warning in cookie::lint(cookie, &source, file)? {
+        log::warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// The value of a `-setcookie` line of a rendered vm.args.
+fn setcookie(vm_args: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(vm_args).lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("-setcookie")).then(|| words.next().map(str::to_string)).flatten()
+    })
+}
+
+/// The cookie of the VM that `--mesh` speaks to, when no `--cookie-file` gives it: as the release
+/// will find it (RELEASE_COOKIE, a mix release's releases/COOKIE, $HOME/.erlang.cookie). None is
+/// a 78 before the exec: the keeper could never connect.
+fn mesh_cookie(program: &Path) -> Result<String, Fail> {
+    match cookie::find_beyond_files(release_cookie(program).as_deref())? {
+        Ok((cookie, from)) => {
+            log::debug!("mesh: the cookie comes from {from}");
+            Ok(cookie)
+        }
+        Err(home) => Err(crate::fail!(
+            Exit::Config,
+            "no cookie for --mesh, which connects to the VM with it: give --cookie-file \
+             (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {}",
+            home.display()
+        )),
+    }
+}
+
+/// The keeper's plan: its own VM, and the boot's peer query (a 78 when there is none).
+fn keeper(
+    config: &Config,
+    identity: &Identity,
+    node: &str,
+    name_host: Option<&str>,
+    cookie: String,
+    interval: std::time::Duration,
+) -> Result<crate::mesh::Keeper, Fail> {
+    let query = match (config.peers, identity.peer_query.as_deref()) {
+        (PeerMode::Metadata, query) => query.unwrap_or("self/service").to_string(),
+        (_, Some(query)) => query.to_string(),
+        (_, None) => {
+            return Err(crate::fail!(
+                Exit::Config,
+                "--mesh looks the peers up every interval, and the {} source names no peer query; set \
+                 --peer-query (RANCHER_BOOT_PEER_QUERY)",
+                identity.platform
+            ));
+        }
+    };
+    let node = crate::dist::NodeName::parse(node).map_err(|why| crate::fail!(Exit::Config, "--mesh: {why}"))?;
+    Ok(crate::mesh::Keeper {
+        target: crate::mesh::Target {
+            node,
+            ip: identity.ip,
+            dist_port: config.dist_port,
+            epmd_port: crate::dist::epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref()),
+        },
+        cookie,
+        interval,
+        peers: crate::mesh::Peers {
+            mode: config.peers,
+            query,
+            dns_server: config.dns_server,
+            metadata_url: config.metadata_url.clone(),
+            self_ip: identity.ip,
+            basename: config.node_basename.clone(),
+            name_host: name_host.map(str::to_string),
+        },
+    })
+}
+
+/// A mix release's `releases/COOKIE`, next to `bin/` of `program`, when the file is there.
+fn release_cookie(program: &Path) -> Option<std::path::PathBuf> {
+    program
+        .parent()
+        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
+        .and_then(Path::parent)
+        .map(|root| root.join("releases/COOKIE"))
+        .filter(|path| path.is_file())
+}
+
 /// The release's commands that start the node: a passthrough with one of them (or none) is the
 /// container's boot, like the `--` form. Any other (`remote_console`, `rpc`, `pid`, ...) is a
 /// command run beside a node that is already up.
@@ -263,12 +417,7 @@ fn remember(
     name_host: Option<&str>,
     owner: Option<(u32, u32)>,
 ) {
-    let release_cookie = std::path::Path::new(program)
-        .parent()
-        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
-        .and_then(std::path::Path::parent)
-        .map(|root| root.join("releases/COOKIE"))
-        .filter(|path| path.is_file());
+    let release_cookie = release_cookie(Path::new(program));
     let cookie = match (&config.cookie_file, std::env::var_os("RELEASE_COOKIE"), release_cookie) {
         (Some(path), _, _) => state::CookieSource::File(path.clone()),
         (None, Some(_), _) => state::CookieSource::Environment,
@@ -282,6 +431,8 @@ fn remember(
         node: exports["NODE_NAME"].clone(),
         name_host: name_host.map(str::to_string),
         erl_aflags: exports.get("ERL_AFLAGS").cloned(),
+        tls: config.dist == Dist::Tls,
+        dist_port: config.dist_port,
         cookie,
     };
     let saved = make_runtime_dir(&config.runtime_dir, owner)
@@ -372,18 +523,22 @@ fn render_templates(
     Ok(rendered)
 }
 
+fn create_runtime_dir(config: &Config, owner: Option<(u32, u32)>) -> Result<(), Fail> {
+    make_runtime_dir(&config.runtime_dir, owner).map_err(|e| {
+        Fail::new(
+            Exit::CantCreate,
+            anyhow!(
+                "cannot create runtime directory {}: {}",
+                config.runtime_dir.display(),
+                exec::describe_io_error(&e)
+            ),
+        )
+    })
+}
+
 fn write_templates(config: &Config, rendered: &[Vec<u8>], owner: Option<(u32, u32)>) -> Result<(), Fail> {
     if config.templates.iter().any(|spec| spec.dest.starts_with(&config.runtime_dir)) {
-        make_runtime_dir(&config.runtime_dir, owner).map_err(|e| {
-            Fail::new(
-                Exit::CantCreate,
-                anyhow!(
-                    "cannot create runtime directory {}: {}",
-                    config.runtime_dir.display(),
-                    exec::describe_io_error(&e)
-                ),
-            )
-        })?;
+        create_runtime_dir(config, owner)?;
     }
     for (spec, text) in config.templates.iter().zip(rendered) {
         // write_atomic's error names the path and the step that failed.

@@ -24,6 +24,7 @@ pub const DEFAULT_METADATA_URL: &str = "http://rancher-metadata.rancher.internal
 const DEFAULT_TIMEOUT: &str = "60s";
 const DEFAULT_RUNTIME_DIR: &str = "/tmp/rancher-boot";
 const DEFAULT_LOG: &str = "info";
+const DEFAULT_MESH_INTERVAL: &str = "5s";
 
 const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
        rancher-boot [OPTIONS] ARGS...          (passthrough: exec --app ARGS...)
@@ -45,7 +46,7 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
     override_usage = USAGE,
     allow_external_subcommands = true,
     after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins. \
-                  The variables of --init, --dry-run and --cookie-home take 1/0, true/false, yes/no or on/off.\n\
+                  The variables of --init, --mesh, --dry-run and --cookie-home take 1/0, true/false, yes/no or on/off.\n\
                   Exit codes: 64 usage, 65 invalid metadata, 66 template missing, 69 metadata or peers \
                   unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, 128+N signal."
 )]
@@ -76,8 +77,9 @@ impl Tool {
     /// `-v`/`-q` given after the word.
     fn verbosity(&self) -> (u8, u8) {
         match self {
-            Tool::Probe(p) => (p.verbose, p.quiet),
-            Tool::Doctor(d) => (d.verbose, d.quiet),
+            Tool::Probe(ProbeArgs { common, .. }) | Tool::Doctor(DoctorArgs { common, .. }) => {
+                (common.verbose, common.quiet)
+            }
         }
     }
 }
@@ -100,7 +102,14 @@ pub struct DoctorArgs {
     #[arg(long, env = "RANCHER_BOOT_DOCTOR_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// Read the cookie from this file [default: as probe finds it]
+    #[command(flatten)]
+    pub common: ToolOptions,
+}
+
+/// What `probe` and `doctor` share after their word.
+#[derive(Debug, Args)]
+pub struct ToolOptions {
+    /// Read the cookie from this file [default: --cookie-file before the word, the boot's, RELEASE_COOKIE, releases/COOKIE, ~/.erlang.cookie]
     #[arg(long, value_name = "PATH")]
     pub cookie_file: Option<PathBuf>,
 
@@ -147,17 +156,8 @@ pub struct ProbeArgs {
     #[arg(long, env = "RANCHER_BOOT_PROBE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// Read the cookie from this file [default: see below]
-    #[arg(long, value_name = "PATH")]
-    pub cookie_file: Option<PathBuf>,
-
-    /// More log output (repeat for more)
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-
-    /// Less log output (repeat for less)
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub quiet: u8,
+    #[command(flatten)]
+    pub common: ToolOptions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -196,9 +196,9 @@ pub struct Options {
     #[arg(long, env = "RANCHER_BOOT_NODE_BASENAME", value_name = "NAME", global = true)]
     pub node_basename: Option<String>,
 
-    /// Node IP, over what any source found [default: the source's]
-    #[arg(long, env = "RANCHER_BOOT_IP", global = true)]
-    pub ip: Option<IpAddr>,
+    /// Node IP, over what any source found; or a network (10.0.8.0/24): this machine's address in it [default: the source's]
+    #[arg(long, env = "RANCHER_BOOT_IP", value_name = "IP|CIDR", global = true)]
+    pub ip: Option<IpSpec>,
 
     /// Service name, over what any source found (the peer query follows it) [default: the source's]
     #[arg(long, env = "RANCHER_BOOT_SERVICE", value_name = "NAME", global = true)]
@@ -255,10 +255,36 @@ pub struct Options {
     /// Run PROGRAM as this user (and group), dropped to after the files are written; HOME from passwd
     #[arg(long, env = "RANCHER_BOOT_USER", value_name = "USER[:GROUP]", global = true)]
     pub user: Option<String>,
+    /// Erlang distribution: tcp, or tls (mutual TLS with the certificates of --tls-dir)
+    #[arg(long, env = "RANCHER_BOOT_DIST", value_enum, default_value_t = Dist::Tcp, global = true)]
+    pub dist: Dist,
+
+    /// tls.crt, tls.key and ca.crt for --dist tls (a Kubernetes TLS secret's layout)
+    #[arg(long, env = "RANCHER_BOOT_TLS_DIR", value_name = "DIR", global = true)]
+    pub tls_dir: Option<PathBuf>,
+
+    /// No EPMD: the node listens on port N and reaches its peers on N
+    #[arg(long, env = "RANCHER_BOOT_DIST_PORT", value_name = "N", global = true)]
+    pub dist_port: Option<u16>,
 
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
     #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
     pub init: bool,
+
+    /// With --init: keep the cluster meshed from outside the app (look the peers up every interval, have the VM connect the missing ones)
+    #[arg(long, env = "RANCHER_BOOT_MESH", value_parser = parse_boolish, global = true)]
+    pub mesh: bool,
+
+    /// How often the mesh keeper looks the peers up
+    #[arg(
+        long,
+        env = "RANCHER_BOOT_MESH_INTERVAL",
+        value_name = "DURATION",
+        default_value = DEFAULT_MESH_INTERVAL,
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub mesh_interval: Duration,
 
     /// Do everything but the exec: print rendered files and the command instead
     #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = parse_boolish, global = true)]
@@ -325,6 +351,14 @@ pub enum Source {
     Compose,
     /// This machine: --ip / default-route interface, --service / host name
     Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dist {
+    /// Plain TCP (Erlang's default)
+    Tcp,
+    /// Mutual TLS: inet_tls (inet6_tls on IPv6) with an ssl_dist_optfile that verifies both ends
+    Tls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -414,7 +448,13 @@ pub struct Config {
     pub cookie_home: bool,
     /// `--user`, its shape checked (looked up by the boot).
     pub user: Option<String>,
+    pub dist: Dist,
+    /// With `--dist tls`: the directory, made absolute.
+    pub tls_dir: Option<PathBuf>,
+    pub dist_port: Option<u16>,
     pub init: bool,
+    /// `--mesh`: the keeper's interval (only with `--init`).
+    pub mesh: Option<Duration>,
     pub dry_run: bool,
 }
 
@@ -645,9 +685,44 @@ impl Cli {
                 o.wait_peers
             ));
         }
+        if o.mesh && !o.init {
+            return Err(fail!(
+                Exit::Usage,
+                "--mesh (RANCHER_BOOT_MESH) needs --init (RANCHER_BOOT_INIT): the mesh keeper runs in \
+                 rancher-boot beside the program, which an exec would replace"
+            ));
+        }
+        if o.mesh && o.peers == PeerMode::None {
+            return Err(fail!(
+                Exit::Usage,
+                "--mesh connects the peers that --peers none never looks for; drop one of them \
+                 (RANCHER_BOOT_MESH, RANCHER_BOOT_PEERS)"
+            ));
+        }
+        if o.mesh && o.mesh_interval < Duration::from_millis(100) {
+            return Err(fail!(Exit::Usage, "--mesh-interval must be at least 100ms"));
+        }
         check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
         if let Some(user) = &o.user {
             crate::user::check_spec(user).map_err(|e| Fail::new(Exit::Usage, e))?;
+        }
+        let tls_dir = match (o.dist, &o.tls_dir) {
+            (Dist::Tls, None) => {
+                return Err(fail!(Exit::Usage, "--dist tls needs --tls-dir DIR (tls.crt, tls.key, ca.crt)"));
+            }
+            (Dist::Tcp, Some(_)) => {
+                return Err(fail!(Exit::Usage, "--tls-dir is for --dist tls (RANCHER_BOOT_DIST=tls); add it"));
+            }
+            (Dist::Tls, Some(dir)) => Some(crate::dist_flags::absolute_dir(dir)?),
+            (Dist::Tcp, None) => None,
+        };
+        let ip = match o.ip {
+            None => None,
+            Some(IpSpec::Address(ip)) => Some(ip),
+            Some(IpSpec::Network(net, prefix)) => Some(address_in(net, prefix)?),
+        };
+        if o.dist_port == Some(0) {
+            return Err(fail!(Exit::Usage, "--dist-port must be a port from 1 to 65535"));
         }
         let metadata_url = check_metadata_url(&o.metadata_url)?;
 
@@ -667,7 +742,7 @@ impl Cli {
             metadata_url,
             timeout: o.timeout,
             node_basename,
-            ip: o.ip,
+            ip,
             service: o.service,
             templates,
             vm_args_dest,
@@ -679,9 +754,69 @@ impl Cli {
             cookie_file: o.cookie_file,
             cookie_home: o.cookie_home,
             user: o.user,
+            dist: o.dist,
+            tls_dir,
+            dist_port: o.dist_port,
             init: o.init,
+            mesh: o.mesh.then_some(o.mesh_interval),
             dry_run: o.dry_run,
         })
+    }
+}
+
+/// `--ip`: an address, or a network whose one local address is the node's (on Swarm, a task
+/// with a health check is not in Docker's DNS before its first passing check, so its overlay
+/// address cannot be found by name: the overlay's subnet finds it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpSpec {
+    Address(IpAddr),
+    Network(IpAddr, u8),
+}
+
+impl std::str::FromStr for IpSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IpSpec, String> {
+        let bad = || format!("{text:?} is not an IP address or a network (10.0.8.0/24)");
+        match text.split_once('/') {
+            None => text.parse().map(IpSpec::Address).map_err(|_| bad()),
+            Some((ip, prefix)) => {
+                let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+                let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+                let width = if ip.is_ipv4() { 32 } else { 128 };
+                if prefix == 0 || prefix > width {
+                    return Err(bad());
+                }
+                Ok(IpSpec::Network(ip, prefix))
+            }
+        }
+    }
+}
+
+/// The one address of this machine in `net/prefix`: none or several is a 78 listing them.
+fn address_in(net: IpAddr, prefix: u8) -> Result<IpAddr, Fail> {
+    let addresses = crate::source::local::addresses()?;
+    let inside = |ip: IpAddr| match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            (a.to_bits() ^ n.to_bits()).checked_shr(32 - u32::from(prefix)).unwrap_or(0) == 0
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            (a.to_bits() ^ n.to_bits()).checked_shr(128 - u32::from(prefix)).unwrap_or(0) == 0
+        }
+        _ => false,
+    };
+    let found: Vec<&crate::source::local::Address> = addresses.iter().filter(|a| inside(a.ip)).collect();
+    match found.as_slice() {
+        [one] => {
+            log::debug!("--ip {net}/{prefix}: {} on {}", one.ip, one.interface);
+            Ok(one.ip)
+        }
+        _ => Err(fail!(
+            Exit::Config,
+            "--ip {net}/{prefix} (RANCHER_BOOT_IP): {} local addresses are in it ({}); name the network of exactly one",
+            found.len(),
+            addresses.iter().map(|a| format!("{} on {}", a.ip, a.interface)).collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 

@@ -15,6 +15,57 @@ use crate::exit::{Exit, Fail};
 use crate::fail;
 use crate::state::{CookieSource, State};
 
+/// Cookies that are published, and so protect nothing: the seed's vm.args, CouchDB's (CVE-2022-24706),
+/// this project's old example, and the words tutorials use. Compared without case.
+const PUBLISHED: [&str; 9] = [
+    "something-secret-here-please-change-me",
+    "monster",
+    "change-me-with---cookie-file",
+    "changeme",
+    "change-me",
+    "secret",
+    "cookie",
+    "secret_cookie",
+    "my_secret_cookie",
+];
+
+/// Shorter than this is a warning: a cookie is the only secret between the port and `os:cmd/1`.
+pub const MIN_LEN: usize = 16;
+
+/// The cookie lint of every boot: a published cookie is a 78 (the node would run code for
+/// anyone who reaches its port); a short one, or a cookie file that group or others may read,
+/// is a warning. `source` names where it came from; the cookie itself is never in a message.
+pub fn lint(cookie: &str, source: &str, file: Option<&Path>) -> Result<Vec<String>, Fail> {
+    if PUBLISHED.iter().any(|p| p.eq_ignore_ascii_case(cookie)) {
+        return Err(fail!(
+            Exit::Config,
+            "the cookie from {source} is a published default: anyone who reaches the distribution port could \
+             run code on the node. Make a random one (openssl rand -hex 32 > cookie) and give it with \
+             --cookie-file or RELEASE_COOKIE"
+        ));
+    }
+    let mut warnings = Vec::new();
+    if cookie.len() < MIN_LEN {
+        warnings.push(format!(
+            "the cookie from {source} is {} bytes long: use at least {MIN_LEN} random ones (openssl rand -hex 32)",
+            cookie.len()
+        ));
+    }
+    if let Some(path) = file {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "cookie file {} is readable by group or others (mode {mode:04o}): chmod 0400 it",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
 /// Erlang itself accepts cookies up to 255 characters.
 const MAX_LEN: usize = 255;
 
@@ -102,27 +153,40 @@ pub fn find(own: Option<&Path>, state: Option<&State>) -> Result<(String, String
     if let Some(CookieSource::File(path)) = state.map(|s| &s.cookie) {
         return Ok((read_cookie(path)?, format!("{} (the boot's)", path.display())));
     }
+    let release = match state.map(|s| &s.cookie) {
+        Some(CookieSource::Release(path)) => Some(path.as_path()),
+        _ => None,
+    };
+    find_beyond_files(release)?.map_err(|home| {
+        Fail::new(
+            Exit::Config,
+            anyhow!(
+                "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
+                 (--level epmd needs none)",
+                home.display()
+            ),
+        )
+    })
+}
+
+/// Where the cookie is when no file was named: `RELEASE_COOKIE`, a mix release's
+/// `releases/COOKIE` (`release`), then `$HOME/.erlang.cookie`. `Ok(Err(home))`: none of them,
+/// and `home` is where Erlang would look. (The boot's `--mesh` asks this for its own VM.)
+pub fn find_beyond_files(release: Option<&Path>) -> Result<Result<(String, String), PathBuf>, Fail> {
     if let Some(value) = std::env::var_os("RELEASE_COOKIE") {
         let cookie =
             check_cookie(value.as_encoded_bytes()).map_err(|why| fail!(Exit::Config, "RELEASE_COOKIE: {why}"))?;
-        return Ok((cookie, "RELEASE_COOKIE".to_string()));
+        return Ok(Ok((cookie, "RELEASE_COOKIE".to_string())));
     }
-    if let Some(CookieSource::Release(path)) = state.map(|s| &s.cookie) {
-        return Ok((read_cookie(path)?, path.display().to_string()));
+    if let Some(path) = release {
+        return Ok(Ok((read_cookie(path)?, path.display().to_string())));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
     let path = home.join(".erlang.cookie");
     if path.exists() {
-        return Ok((read_cookie(&path)?, path.display().to_string()));
+        return Ok(Ok((read_cookie(&path)?, path.display().to_string())));
     }
-    Err(Fail::new(
-        Exit::Config,
-        anyhow!(
-            "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
-             (--level epmd needs none)",
-            path.display()
-        ),
-    ))
+    Ok(Err(path))
 }
 
 #[cfg(test)]
@@ -135,6 +199,18 @@ mod tests {
         assert_eq!(check_cookie(b"abc").unwrap(), "abc");
         assert!(check_cookie(b"abc\n\n").is_err());
         assert!(check_cookie(b"abc\r\n").is_err());
+    }
+
+    #[test]
+    fn the_lint_refuses_published_cookies_and_warns_about_weak_ones() {
+        for published in ["monster", "Something-Secret-Here-Please-Change-Me", "change-me-with---cookie-file"] {
+            let fail = lint(published, "RELEASE_COOKIE", None).unwrap_err();
+            assert_eq!(fail.exit, Exit::Config);
+            assert!(!fail.to_string().to_lowercase().contains(&published.to_lowercase()), "{fail}");
+        }
+        assert_eq!(lint("abcdefghijklmnop", "x", None).unwrap(), Vec::<String>::new());
+        let short = lint("abc123", "x", None).unwrap();
+        assert!(short.len() == 1 && short[0].contains("6 bytes") && !short[0].contains("abc123"), "{short:?}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::cli::{DoctorArgs, NameBy, Options};
+use crate::cli::{Dist, DoctorArgs, NameBy, Options};
 use crate::discovery::{self, PeerQuery};
 use crate::dist::term::Term;
 use crate::dist::{Error, Failure, NodeName, Step, epmd, handshake, rpc};
@@ -34,6 +34,15 @@ struct Fact {
     name: &'static str,
     text: String,
     ok: bool,
+}
+
+/// How the nodes speak: TLS distribution (whose handshake this binary cannot speak: EPMD and TCP
+/// are checked), and a fixed port with no EPMD.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mode {
+    pub tls: bool,
+    pub dist_port: Option<u16>,
+    pub epmd_port: u16,
 }
 
 /// What a peer's checks found.
@@ -68,10 +77,20 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
         fact("resolves", ok, text);
     }
     fact("flags", true, flags(config, this.state.as_ref()));
-    let own = config.cookie_file.as_deref().or(args.cookie_file.as_deref());
+    let own = config.cookie_file.as_deref().or(args.common.cookie_file.as_deref());
     let cookie = match cookie::find(own, this.state.as_ref()) {
         Ok((cookie, source)) => {
-            fact("cookie", true, format!("from {source}, {} characters", cookie.len()));
+            let file = own.or(this.state.as_ref().and_then(|s| match &s.cookie {
+                state::CookieSource::File(path) => Some(path.as_path()),
+                _ => None,
+            }));
+            match cookie::lint(&cookie, &source, file) {
+                Ok(warnings) if warnings.is_empty() => {
+                    fact("cookie", true, format!("from {source}, {} characters", cookie.len()));
+                }
+                Ok(warnings) => fact("cookie", true, format!("from {source}; {}", warnings.join("; "))),
+                Err(fail) => fact("cookie", false, format!("{fail}")),
+            }
             Some(cookie)
         }
         Err(fail) => {
@@ -81,8 +100,12 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
     };
 
     // 2. Its own VM, as its peers would reach it.
-    let epmd_port = epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref());
-    let (ok, text) = local_vm(&node, identity.ip, epmd_port, cookie.as_deref(), deadline);
+    let mode = Mode {
+        tls: this.state.as_ref().map_or(config.dist == Dist::Tls, |s| s.tls),
+        dist_port: this.state.as_ref().map_or(config.dist_port, |s| s.dist_port),
+        epmd_port: epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref()),
+    };
+    let (ok, text) = local_vm(&node, identity.ip, mode, cookie.as_deref(), deadline);
     fact("this vm", ok, text);
 
     // 3. The peers.
@@ -97,14 +120,14 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
             .map(|(ip, name)| {
                 let cookie = cookie.as_deref();
                 let us = &this.node;
-                scope.spawn(move || check_peer(*ip, name, us, cookie, epmd_port, deadline))
+                scope.spawn(move || check_peer(*ip, name, us, cookie, mode, deadline))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("a peer check panicked"))).collect()
     });
 
     // 5. Say it.
-    let healthy = facts.iter().all(|f| f.ok) && reports.iter().all(|r| r.verdict == "ok");
+    let healthy = facts.iter().all(|f| f.ok) && reports.iter().all(|r| r.verdict == "ok" || r.verdict == "reachable");
     let summary = summary(&reports, &facts);
     let text = if args.json {
         json_report(&facts, &reports, &summary, healthy)
@@ -129,8 +152,17 @@ fn names(node: &NodeName) -> String {
 fn interfaces(ip: IpAddr) -> String {
     let addresses = crate::source::local::addresses().unwrap_or_default();
     let own = addresses.iter().find(|a| a.ip == ip).map(|a| format!("{} {}", a.interface, erl::ntoa(a.ip)));
-    let others: Vec<String> =
-        addresses.iter().filter(|a| a.ip != ip).map(|a| format!("{} {}", a.interface, erl::ntoa(a.ip))).collect();
+    // The default route is docker_gwbridge's in a Swarm task, and the ingress network has no
+    // name of the service: the two addresses a node must never be named by.
+    let route = crate::source::local::default_route_interface();
+    let others: Vec<String> = addresses
+        .iter()
+        .filter(|a| a.ip != ip)
+        .map(|a| {
+            let why = if route.as_deref() == Some(a.interface.as_str()) { " (the default route)" } else { "" };
+            format!("{} {}{why}", a.interface, erl::ntoa(a.ip))
+        })
+        .collect();
     let mut text = match own {
         Some(own) => format!("{own} (the node's)"),
         None => format!("{} (not an address of this machine: the node is elsewhere, or behind NAT)", erl::ntoa(ip)),
@@ -175,29 +207,35 @@ fn flags(config: &crate::cli::Config, state: Option<&state::State>) -> String {
     format!("-proto_dist {proto}; {range}")
 }
 
-fn local_vm(node: &NodeName, ip: IpAddr, epmd_port: u16, cookie: Option<&str>, deadline: Instant) -> (bool, String) {
-    let registration = match epmd::port_please(ip, epmd_port, &node.alive, deadline) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return (
-                false,
+fn local_vm(node: &NodeName, ip: IpAddr, mode: Mode, cookie: Option<&str>, deadline: Instant) -> (bool, String) {
+    let (port, registered) = match mode.dist_port {
+        Some(port) => (port, format!("no epmd (--dist-port): the VM should listen on {}", SocketAddr::new(ip, port))),
+        None => match epmd::port_please(ip, mode.epmd_port, &node.alive, deadline) {
+            Ok(Some(r)) => (
+                r.port,
                 format!(
-                    "{} is not registered at epmd on {}: is the VM running?",
+                    "{} is registered at epmd on {}, port {}",
                     node.alive,
-                    SocketAddr::new(ip, epmd_port)
+                    SocketAddr::new(ip, mode.epmd_port),
+                    r.port
                 ),
-            );
-        }
-        Err(e) => return (false, format!("{e}: the VM is not running, or epmd is not on the node's address")),
+            ),
+            Ok(None) => {
+                let at = SocketAddr::new(ip, mode.epmd_port);
+                return (false, format!("{} is not registered at epmd on {at}: is the VM running?", node.alive));
+            }
+            Err(e) => return (false, format!("{e}: the VM is not running, or epmd is not on the node's address")),
+        },
     };
-    let registered = format!(
-        "{} is registered at epmd on {}, port {}",
-        node.alive,
-        SocketAddr::new(ip, epmd_port),
-        registration.port
-    );
+    let addr = SocketAddr::new(ip, port);
+    if mode.tls {
+        return match crate::dist::connect_port(addr, deadline) {
+            Ok(()) => (true, format!("{registered}; listens (TLS distribution: the handshake is not attempted)")),
+            Err(e) => (false, format!("{registered}; {e}")),
+        };
+    }
     let Some(cookie) = cookie else { return (false, format!("{registered}; no cookie to go further")) };
-    match handshake::connect(SocketAddr::new(ip, registration.port), node, cookie, deadline) {
+    match handshake::connect(addr, node, cookie, deadline) {
         Ok(conn) if conn.peer == node.to_string() => (true, format!("{registered}; accepts the cookie")),
         Ok(conn) => (false, format!("{registered}, but the VM there is {}, not {node}", conn.peer)),
         Err(e) => (false, format!("{registered}; {e}")),
@@ -259,14 +297,7 @@ fn find_peers(
 }
 
 /// Every check of one peer, before `deadline`.
-pub fn check_peer(
-    ip: IpAddr,
-    name: &str,
-    us: &str,
-    cookie: Option<&str>,
-    epmd_port: u16,
-    deadline: Instant,
-) -> PeerReport {
+pub fn check_peer(ip: IpAddr, name: &str, us: &str, cookie: Option<&str>, mode: Mode, deadline: Instant) -> PeerReport {
     let report = |verdict: &str, detail: String, fix: &str| PeerReport {
         ip,
         node: name.to_string(),
@@ -277,24 +308,33 @@ pub fn check_peer(
     let Ok(target) = NodeName::parse(name) else {
         return report("bad name", format!("{name} is not a node name"), "check --node-basename and the peer query");
     };
-    let registration = match epmd::port_please(ip, epmd_port, &target.alive, deadline) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return report(
-                "not registered",
-                format!("{} is not registered at epmd on {}", target.alive, SocketAddr::new(ip, epmd_port)),
-                "its VM is not running, or runs under another name: check its NODE_NAME and --node-basename",
-            );
-        }
-        Err(e) => return failed(report, &e),
+    let port = match mode.dist_port {
+        Some(port) => port,
+        None => match epmd::port_please(ip, mode.epmd_port, &target.alive, deadline) {
+            Ok(Some(r)) => r.port,
+            Ok(None) => {
+                return report(
+                    "not registered",
+                    format!("{} is not registered at epmd on {}", target.alive, SocketAddr::new(ip, mode.epmd_port)),
+                    "its VM is not running, or runs under another name: check its NODE_NAME and --node-basename",
+                );
+            }
+            Err(e) => return failed(report, &e),
+        },
     };
-    let addr = SocketAddr::new(ip, registration.port);
+    let addr = SocketAddr::new(ip, port);
+    if mode.tls {
+        return match crate::dist::connect_port(addr, deadline) {
+            Ok(()) => report(
+                "reachable",
+                format!("port {port} listens; TLS distribution: the handshake (certificates, cookie) is not attempted"),
+                "",
+            ),
+            Err(e) => failed(report, &e),
+        };
+    }
     let Some(cookie) = cookie else {
-        return report(
-            "no cookie",
-            format!("epmd says port {}; no cookie to go further", registration.port),
-            "give --cookie-file",
-        );
+        return report("no cookie", format!("port {port}; no cookie to go further"), "give --cookie-file");
     };
     let mut conn = match handshake::connect(addr, &target, cookie, deadline) {
         Ok(conn) => conn,
@@ -307,21 +347,21 @@ pub fn check_peer(
             "the nodes name each other differently: use the same --name-by and --node-basename everywhere",
         );
     }
-    let Ok(us_atom) = NodeName::parse(us) else { return report("ok", format!("port {}", registration.port), "") };
+    let Ok(us_atom) = NodeName::parse(us) else { return report("ok", format!("port {port}"), "") };
     match rpc::call(&mut conn, "net_adm", "ping", vec![Term::Atom(us_atom.to_string())], deadline) {
         Ok(Term::Atom(answer)) if answer == "pong" => {
-            report("ok", format!("port {}, handshake ok, reaches this node back", registration.port), "")
+            report("ok", format!("port {port}, handshake ok, reaches this node back"), "")
         }
         Ok(Term::Atom(answer)) if answer == "pang" => report(
             "no way back",
-            format!("port {}, handshake ok, but it cannot connect to {us}", registration.port),
+            format!("port {port}, handshake ok, but it cannot connect to {us}"),
             "a one-way failure: this node's address is not reachable from that peer (a firewall in one direction, \
              or this node is named by an address its peers cannot reach)",
         ),
         Ok(other) => report("call failed", format!("net_adm:ping answered {other}"), "look at that node's logs"),
         Err(e) if e.failure == Failure::TimedOut => report(
             "no way back",
-            format!("port {}, handshake ok, but its ping of {us} did not answer in time", registration.port),
+            format!("port {port}, handshake ok, but its ping of {us} did not answer in time"),
             "that peer cannot reach this node quickly: a firewall dropping packets towards this node?",
         ),
         Err(e) => failed(report, &e),
@@ -373,6 +413,7 @@ fn summary(reports: &[PeerReport], facts: &[Fact]) -> String {
     let ok = reports.iter().filter(|r| r.verdict == "ok").count();
     let mut text = format!("{ok} of {} peer{} ok", reports.len(), if reports.len() == 1 { "" } else { "s" });
     let mut verdicts: Vec<&str> = reports.iter().map(|r| r.verdict.as_str()).filter(|v| *v != "ok").collect();
+    // "reachable" (TLS) is listed like a problem would be, but is none: it is all that can be known.
     verdicts.sort_unstable();
     verdicts.dedup();
     for verdict in verdicts {

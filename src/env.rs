@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::cli::EnvFormat;
+use crate::dist_flags::{self, DistFlags};
 use crate::erl;
 use crate::source::Identity;
 
@@ -35,6 +36,12 @@ pub struct Extras<'a> {
     pub name_host: Option<&'a str>,
     /// The peer query to export as `DNS_CLUSTER_QUERY` (see `source::exported_query`).
     pub dns_cluster_query: Option<&'a str>,
+    /// `--dist tls`, `--dist-port`: the distribution flags for `ERL_AFLAGS`.
+    pub dist: DistFlags<'a>,
+    /// `--mesh`: the keeper's interval, exported as `RANCHER_BOOT_MESH_KEEPER=on` (a name of its
+    /// own: `RANCHER_BOOT_MESH` is the option's variable, which a release must not inherit as if
+    /// it had been given one).
+    pub mesh: Option<std::time::Duration>,
 }
 
 /// rancher-boot's exports, by name. Values are text: every input was validated before.
@@ -82,6 +89,9 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
     if let Some(query) = extras.dns_cluster_query {
         out.insert("DNS_CLUSTER_QUERY", query.to_string());
     }
+    if extras.mesh.is_some() {
+        out.insert("RANCHER_BOOT_MESH_KEEPER", "on".to_string());
+    }
     for (name, value) in &identity.extras {
         out.insert(name, value.clone());
     }
@@ -95,7 +105,9 @@ pub fn exports(identity: &Identity, basename: &str, extras: &Extras<'_>) -> Expo
     }
     let text = |flags: Option<&OsStr>| flags.map(|f| f.to_string_lossy().into_owned());
     let (aflags, flags, zflags) = (text(extras.erl_aflags), text(extras.erl_flags), text(extras.erl_zflags));
-    if let Some(flags) = erl::erl_aflags(identity.ip, aflags.as_deref(), flags.as_deref(), zflags.as_deref()) {
+    if let Some(flags) =
+        dist_flags::erl_aflags(identity.ip, &extras.dist, aflags.as_deref(), flags.as_deref(), zflags.as_deref())
+    {
         out.insert("ERL_AFLAGS", flags);
     }
     out

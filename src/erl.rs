@@ -48,24 +48,6 @@ fn ntoa6(ip: Ipv6Addr) -> String {
     format!("{}::{}", hex(&g[..best]), hex(&g[best + best_len..]))
 }
 
-/// Whether any of the VM's flag variables (`ERL_AFLAGS`, `ERL_FLAGS`, `ERL_ZFLAGS`) already
-/// chooses a distribution protocol.
-pub fn proto_dist_given(flags: &[Option<&str>]) -> bool {
-    flags.iter().flatten().any(|f| f.split_ascii_whitespace().any(|word| word == "-proto_dist"))
-}
-
-/// `ERL_AFLAGS` for a node at `ip`: `-proto_dist inet6_tcp` appended for IPv6 unless one of the
-/// flag variables names a `-proto_dist` already; `None` when it stays as inherited.
-pub fn erl_aflags(ip: IpAddr, aflags: Option<&str>, flags: Option<&str>, zflags: Option<&str>) -> Option<String> {
-    if !ip.is_ipv6() || proto_dist_given(&[aflags, flags, zflags]) {
-        return None;
-    }
-    match aflags.map(str::trim) {
-        None | Some("") => Some("-proto_dist inet6_tcp".to_string()),
-        Some(_) => Some(format!("{} -proto_dist inet6_tcp", aflags.unwrap_or_default())),
-    }
-}
-
 /// The warning for an inherited `RELEASE_NODE` that is not the one exported: a release's
 /// `env.sh` (Fly's template writes one) sets it after us, and the release script's value wins.
 pub fn release_node_warning(inherited: Option<&str>, exported: &str) -> Option<String> {
@@ -115,21 +97,6 @@ mod tests {
             assert_eq!(ntoa(ip), *erl, "{written}");
         }
         assert_eq!(ntoa("10.0.2.100".parse().unwrap()), "10.0.2.100");
-    }
-
-    #[test]
-    fn proto_dist_is_added_only_for_ipv6_and_only_once() {
-        let v6: IpAddr = "fdaa::2".parse().unwrap();
-        let v4: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(erl_aflags(v4, None, None, None), None);
-        assert_eq!(erl_aflags(v6, None, None, None).as_deref(), Some("-proto_dist inet6_tcp"));
-        assert_eq!(erl_aflags(v6, Some(" "), None, None).as_deref(), Some("-proto_dist inet6_tcp"));
-        assert_eq!(erl_aflags(v6, Some("+S 2"), None, None).as_deref(), Some("+S 2 -proto_dist inet6_tcp"));
-        assert_eq!(erl_aflags(v6, Some("-proto_dist inet6_tls"), None, None), None);
-        assert_eq!(erl_aflags(v6, None, Some("+S 1 -proto_dist inet_tcp"), None), None);
-        assert_eq!(erl_aflags(v6, Some("+S 1"), None, Some("-proto_dist inet6_tcp")), None);
-        // A word that only contains the flag is not the flag.
-        assert!(erl_aflags(v6, Some("-proto_distx"), None, None).is_some());
     }
 
     #[test]

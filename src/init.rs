@@ -17,6 +17,11 @@
 //! order. The child does get a process group of its own, and the terminal when rancher-boot had
 //! it, as under tini: a `^C` typed at `docker run -it` then reaches the program once, from the
 //! terminal, rather than once from the terminal and again from us.
+//!
+//! With `--mesh`, the mesh keeper ([`crate::mesh`]) runs beside this loop on a thread of its own,
+//! started right after the spawn: no fork ever happens while it runs, and it inherits the mask
+//! in which every signal we wait for is blocked, so signals, reaping and the exit stay this
+//! thread's alone and are never delayed by it.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -64,7 +69,12 @@ const WAIT_SLICE: libc::timespec = libc::timespec { tv_sec: 1, tv_nsec: 0 };
 
 /// Runs `program` as a supervised child and returns its exit code, or 128+N when signal N killed
 /// it. Fails (126, 127) only when the program cannot be started.
-pub fn run(program: &OsStr, args: &[OsString], env: &BTreeMap<OsString, OsString>) -> Result<Exit, Fail> {
+pub fn run(
+    program: &OsStr,
+    args: &[OsString],
+    env: &BTreeMap<OsString, OsString>,
+    keeper: Option<crate::mesh::Keeper>,
+) -> Result<Exit, Fail> {
     // 1. Block what we wait for before the child exists: from here on a forwarded signal or a
     //    child's exit stays pending until step 5 takes it, whenever it arrives. sigprocmask fails
     //    only for an invalid `how`.
@@ -120,6 +130,11 @@ pub fn run(program: &OsStr, args: &[OsString], env: &BTreeMap<OsString, OsString
     let child = Pid::from_raw(i32::try_from(child.id()).expect("Linux pids fit in an i32"));
     CHILD.store(child.as_raw(), Ordering::SeqCst);
     log::debug!("program started as pid {child}");
+    // The keeper's thread only now: the one fork of this process is behind us, so no child can
+    // inherit a lock that thread holds. Created from this thread, it inherits the mask of step 1.
+    if let Some(keeper) = keeper {
+        keeper.start();
+    }
 
     // 4. From here on the program runs and we no longer bail: every path ends with its status.
     // 5. Wait for a signal, pass it on, reap; until the program itself has been reaped.

@@ -15,7 +15,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::cli::{Options, ProbeArgs, ProbeLevel};
+use crate::cli::{Dist, Options, ProbeArgs, ProbeLevel};
 use crate::dist::term::Term;
 use crate::dist::{self, NodeName, epmd, handshake, rpc};
 use crate::exit::{Exit, Fail};
@@ -43,8 +43,20 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
         }
     };
     let unhealthy = |why: String| fail!(Exit::Unhealthy, "{target}: {why}");
-    let cookie = if level > ProbeLevel::Epmd {
-        let own = args.cookie_file.as_deref().or(options.cookie_file.as_deref());
+    // How the node speaks: the boot's state when it speaks for this node, else the options.
+    let (tls, dist_port) = match &state {
+        Some(s) => (s.tls, s.dist_port),
+        None => (options.dist == Dist::Tls, options.dist_port),
+    };
+    if tls && level == ProbeLevel::Rpc {
+        return Err(fail!(
+            Exit::Config,
+            "{target} speaks TLS distribution and rancher-boot has no TLS client: --level rpc and --app cannot be \
+             checked; --level connect checks EPMD and TCP"
+        ));
+    }
+    let cookie = if level > ProbeLevel::Epmd && !tls {
+        let own = args.common.cookie_file.as_deref().or(options.cookie_file.as_deref());
         Some(cookie::find(own, state.as_ref())?.0)
     } else {
         None
@@ -57,28 +69,21 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
         (None, Err(_)) => resolve(&target.host, options, deadline).map_err(unhealthy)?,
     };
 
-    // 3. EPMD.
-    let epmd_port = epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref());
-    let registration = match epmd::port_please(ip, epmd_port, &target.alive, deadline) {
-        Ok(Some(registration)) => registration,
-        Ok(None) => {
-            let listed = epmd::names(ip, epmd_port, deadline)
-                .map(|names| names.into_iter().map(|(name, _)| name).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default();
-            let also = if listed.is_empty() { String::new() } else { format!(" (registered: {listed})") };
-            return Err(unhealthy(format!(
-                "{} is {}{also}",
-                target.alive,
-                dist::Error::new(dist::Step::Epmd, SocketAddr::new(ip, epmd_port), dist::Failure::NotRegistered)
-            )));
-        }
-        Err(e) => return Err(unhealthy(e.to_string())),
+    // 3. EPMD, or with --dist-port the port itself.
+    let port = match dist_port {
+        Some(port) => port,
+        None => registered_port(&target, ip, deadline).map_err(unhealthy)?,
     };
-    log::debug!("{} is registered at epmd on {ip}:{epmd_port}: port {}", target.alive, registration.port);
+    let addr = SocketAddr::new(ip, port);
+    if (dist_port.is_some() && level == ProbeLevel::Epmd) || tls {
+        // No EPMD to ask, or no TLS to speak: that the VM listens is what can be known.
+        dist::connect_port(addr, deadline).map_err(|e| unhealthy(e.to_string()))?;
+        let proven = if tls { "tls: epmd and tcp; the handshake was not attempted" } else { "no epmd: tcp" };
+        return Ok(healthy(&target, proven, started));
+    }
     let Some(cookie) = cookie else { return Ok(healthy(&target, "epmd", started)) };
 
     // 4. The handshake.
-    let addr = SocketAddr::new(ip, registration.port);
     let mut conn = handshake::connect(addr, &target, &cookie, deadline).map_err(|e| unhealthy(e.to_string()))?;
     if conn.peer != target.to_string() {
         return Err(unhealthy(format!("the node on {addr} is {}, not {target}", conn.peer)));
@@ -110,6 +115,29 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
         )));
     }
     Ok(healthy(&target, &format!("rpc, {} running", args.apps.join(", ")), started))
+}
+
+/// The port EPMD gives for the node's name; not registered is said with the names that are.
+fn registered_port(target: &NodeName, ip: IpAddr, deadline: Instant) -> Result<u16, String> {
+    let epmd_port = epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref());
+    match epmd::port_please(ip, epmd_port, &target.alive, deadline) {
+        Ok(Some(registration)) => {
+            log::debug!("{} is registered at epmd on {ip}:{epmd_port}: port {}", target.alive, registration.port);
+            Ok(registration.port)
+        }
+        Ok(None) => {
+            let listed = epmd::names(ip, epmd_port, deadline)
+                .map(|names| names.into_iter().map(|(name, _)| name).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let also = if listed.is_empty() { String::new() } else { format!(" (registered: {listed})") };
+            Err(format!(
+                "{} is {}{also}",
+                target.alive,
+                dist::Error::new(dist::Step::Epmd, SocketAddr::new(ip, epmd_port), dist::Failure::NotRegistered)
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `-v` says what was proven, and how long it took.

@@ -49,6 +49,10 @@ pub struct State {
     pub name_host: Option<String>,
     /// The `ERL_AFLAGS` handed over (`-proto_dist inet6_tcp` on Fly), when any.
     pub erl_aflags: Option<String>,
+    /// `--dist tls`: the node speaks TLS distribution.
+    pub tls: bool,
+    /// `--dist-port N`: no EPMD; the node listens on N.
+    pub dist_port: Option<u16>,
     pub cookie: CookieSource,
 }
 
@@ -82,6 +86,8 @@ impl State {
             "evidence": id.evidence,
             "extras": id.extras.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
             "erl_aflags": self.erl_aflags,
+            "dist": if self.tls { "tls" } else { "tcp" },
+            "dist_port": self.dist_port,
             "cookie": cookie,
             "cookie_path": cookie_path.map(|p| p.display().to_string()),
         });
@@ -132,6 +138,8 @@ impl State {
             node: str_of("node")?.to_string(),
             name_host: opt("name_host"),
             erl_aflags: opt("erl_aflags"),
+            tls: opt("dist").as_deref() == Some("tls"),
+            dist_port: v.get("dist_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()),
             cookie,
         })
     }
@@ -204,7 +212,10 @@ pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail>
         )
     })?;
     if let Some(state) = load_live(&config.runtime_dir) {
-        return Ok(ThisNode { config, identity: state.identity.clone(), node: state.node.clone(), state: Some(state) });
+        // What is given on this command line still wins (--peer-query, --service, --ip).
+        let ctx = crate::source::Context::new(&config, Instant::now());
+        let identity = crate::source::apply_overrides(state.identity.clone(), &ctx)?;
+        return Ok(ThisNode { config, identity, node: state.node.clone(), state: Some(state) });
     }
     config.timeout = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
     let ctx = crate::source::Context::new(&config, Instant::now());
@@ -246,6 +257,8 @@ mod tests {
             node: "hello@10.0.1.4".into(),
             name_host: None,
             erl_aflags: None,
+            tls: false,
+            dist_port: Some(9100),
             cookie: CookieSource::File("/run/secrets/cookie".into()),
         }
     }

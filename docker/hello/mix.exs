@@ -24,6 +24,8 @@ defmodule Hello.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger], mod: {Hello.Application, []}]
+    # :ssl is in the release so that it can run TLS distribution (RANCHER_BOOT_DIST=tls):
+    # -proto_dist inet_tls needs it in the release's code path at boot.
+    [extra_applications: [:logger, :ssl], mod: {Hello.Application, []}]
   end
 end

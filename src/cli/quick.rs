@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{
-    Cli, DEFAULT_LOG, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, NameBy, Options, PeerMode, Source,
-    parse_dns_server, parse_duration,
+    Cli, DEFAULT_LOG, DEFAULT_MESH_INTERVAL, DEFAULT_METADATA_URL, DEFAULT_RUNTIME_DIR, DEFAULT_TIMEOUT, Dist, NameBy,
+    Options, PeerMode, Source, parse_dns_server, parse_duration,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ const fn spec(long: &'static str, env: &'static str, kind: Kind) -> Spec {
 }
 
 /// clap's [`Options`], as far as parsing goes (checked against clap by the tests).
-pub(super) const SPECS: [Spec; 23] = [
+pub(super) const SPECS: [Spec; 28] = [
     spec("source", "RANCHER_BOOT_SOURCE", Kind::Value),
     spec("name-by", "RANCHER_BOOT_NAME_BY", Kind::Value),
     spec("metadata-url", "RANCHER_METADATA_URL", Kind::Value),
@@ -65,7 +65,12 @@ pub(super) const SPECS: [Spec; 23] = [
     spec("cookie-file", "RANCHER_BOOT_COOKIE_FILE", Kind::Value),
     spec("cookie-home", "RANCHER_BOOT_COOKIE_HOME", Kind::Flag),
     spec("user", "RANCHER_BOOT_USER", Kind::Value),
+    spec("dist", "RANCHER_BOOT_DIST", Kind::Value),
+    spec("tls-dir", "RANCHER_BOOT_TLS_DIR", Kind::Value),
+    spec("dist-port", "RANCHER_BOOT_DIST_PORT", Kind::Value),
     spec("init", "RANCHER_BOOT_INIT", Kind::Flag),
+    spec("mesh", "RANCHER_BOOT_MESH", Kind::Flag),
+    spec("mesh-interval", "RANCHER_BOOT_MESH_INTERVAL", Kind::Value),
     spec("dry-run", "RANCHER_BOOT_DRY_RUN", Kind::Flag),
     Spec { long: "verbose", short: Some('v'), env: None, kind: Kind::Count },
     Spec { long: "quiet", short: Some('q'), env: None, kind: Kind::Count },
@@ -159,7 +164,12 @@ pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<Os
         cookie_file: path("cookie-file")?,
         cookie_home: flag("cookie-home")?,
         user: text("user")?,
+        dist: Dist::from_str(one("dist")?.unwrap_or("tcp"), false).ok()?,
+        tls_dir: path("tls-dir")?,
+        dist_port: one("dist-port")?.map(str::parse).transpose().ok()?,
         init: flag("init")?,
+        mesh: flag("mesh")?,
+        mesh_interval: parse_duration(one("mesh-interval")?.unwrap_or(DEFAULT_MESH_INTERVAL)).ok()?,
         dry_run: flag("dry-run")?,
         verbose: count("verbose")?,
         quiet: count("quiet")?,
@@ -242,6 +252,8 @@ mod tests {
             (&["rb", "--source", "swarm", "--name-by", "hostname", "--", "x"], &[]),
             (&["rb", "--user", "rabbitmq", "--cookie-home", "--", "x"], &[]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_USER", "1000:1000"), ("RANCHER_BOOT_COOKIE_HOME", "yes")]),
+            (&["rb", "--init", "--mesh", "--mesh-interval", "2s", "--", "x"], &[]),
+            (&["rb", "--", "x"], &[("RANCHER_BOOT_MESH", "on"), ("RANCHER_BOOT_MESH_INTERVAL", "750ms")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_SOURCE", "kubernetes"), ("RANCHER_BOOT_NAME_BY", "hostname")]),
         ];
         for (words, vars) in cases {
@@ -277,6 +289,7 @@ mod tests {
             (&["rb", "--", "x"], &[("RANCHER_BOOT_INIT", "maybe")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_SERVICE", "")]),
             (&["rb", "--", "x"], &[("RANCHER_BOOT_WAIT_PEERS", "many")]),
+            (&["rb", "--mesh-interval", "often", "--", "x"], &[]),
         ];
         for (words, vars) in cases {
             let (quick, _) = both(words, vars);

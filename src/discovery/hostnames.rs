@@ -30,6 +30,7 @@ pub fn is_srv_query(query: &str) -> bool {
 }
 
 /// The peers, each with its host name; sorted by address as PEER_IPS is, this node left out.
+/// Each peer left out, and a failed look, is logged.
 pub fn name_peers(
     own: &str,
     query: Option<&str>,
@@ -38,6 +39,21 @@ pub fn name_peers(
     server: Option<SocketAddr>,
     deadline: Instant,
 ) -> Vec<(IpAddr, String)> {
+    name_peers_noting(own, query, peers, self_ip, server, deadline, &mut |level, note| log::log!(level, "{note}"))
+}
+
+/// [`name_peers`], with each note (a peer left out, a failed look) handed to `note` instead of the
+/// log: the mesh keeper looks every interval and logs a lasting failure once.
+pub fn name_peers_noting(
+    own: &str,
+    query: Option<&str>,
+    peers: &[IpAddr],
+    self_ip: IpAddr,
+    server: Option<SocketAddr>,
+    deadline: Instant,
+    note: &mut dyn FnMut(log::Level, String),
+) -> Vec<(IpAddr, String)> {
+    use log::Level::{Info, Warn};
     let domain = domain(own);
     let mut named = Vec::new();
     if let Some(query) = query.filter(|q| is_srv_query(q)) {
@@ -45,11 +61,11 @@ pub fn name_peers(
             match QueryName::parse(query).map_err(Miss::Failed).and_then(|n| dns::srv(&n, server, Some(deadline))) {
                 Ok(targets) => targets,
                 Err(Miss::NoAddresses(why)) => {
-                    log::info!("no peers yet: {query} has no SRV records ({why})");
+                    note(Info, format!("no peers yet: {query} has no SRV records ({why})"));
                     return named;
                 }
                 Err(Miss::Failed(error)) => {
-                    log::warn!("cannot look up the SRV records of {query}: {error:#}; booting without peers");
+                    note(Warn, format!("cannot look up the SRV records of {query}: {error:#}; booting without peers"));
                     return named;
                 }
             };
@@ -58,12 +74,15 @@ pub fn name_peers(
                 continue;
             }
             if !in_domain(&target.target, domain) {
-                log::warn!("--name-by hostname: leaving out SRV target {}: not in {domain}", target.target);
+                note(Warn, format!("--name-by hostname: leaving out SRV target {}: not in {domain}", target.target));
                 continue;
             }
             match target.addresses.first() {
                 Some(ip) => named.push((*ip, target.target)),
-                None => log::warn!("--name-by hostname: leaving out SRV target {}: it has no address", target.target),
+                None => note(
+                    Warn,
+                    format!("--name-by hostname: leaving out SRV target {}: it has no address", target.target),
+                ),
             }
         }
     } else {
@@ -71,11 +90,11 @@ pub fn name_peers(
             match dns::reverse(*ip, server, Some(deadline)) {
                 Ok(Some(name)) if in_domain(&name, domain) => named.push((*ip, name)),
                 Ok(Some(name)) => {
-                    log::warn!("--name-by hostname: leaving out peer {ip}: its name {name} is not in {domain}")
+                    note(Warn, format!("--name-by hostname: leaving out peer {ip}: its name {name} is not in {domain}"))
                 }
-                Ok(None) => log::warn!("--name-by hostname: leaving out peer {ip}: it has no PTR record"),
-                Err(Miss::NoAddresses(why)) => log::warn!("--name-by hostname: leaving out peer {ip}: {why}"),
-                Err(Miss::Failed(error)) => log::warn!("--name-by hostname: leaving out peer {ip}: {error:#}"),
+                Ok(None) => note(Warn, format!("--name-by hostname: leaving out peer {ip}: it has no PTR record")),
+                Err(Miss::NoAddresses(why)) => note(Warn, format!("--name-by hostname: leaving out peer {ip}: {why}")),
+                Err(Miss::Failed(error)) => note(Warn, format!("--name-by hostname: leaving out peer {ip}: {error:#}")),
             }
         }
     }

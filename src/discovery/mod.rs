@@ -11,7 +11,8 @@
 //! empty list, unless `--wait-peers N` asks for N others; then every look that finds fewer is a
 //! failed attempt of [`wait::retry`], and the deadline ends the boot with exit 69. A source that
 //! names no peer query (and no `--peer-query`) means no peers, with one info line.
-//! Ongoing discovery after the exec is the application's job, not ours.
+//! Ongoing discovery after the exec is the application's job, or the mesh keeper's (`--mesh`,
+//! [`crate::mesh`]): it asks the same query through [`look_again`] every interval.
 
 pub mod hostnames;
 
@@ -114,6 +115,38 @@ fn from_dns(query: &PeerQuery<'_>, text: &str) -> Result<Vec<IpAddr>, Fail> {
         };
         enough(query, text, others(found, query.self_ip))
     })
+}
+
+/// One look of the mesh keeper (`--mesh`): the same query as the boot's, by the same code (SRV
+/// names as SRV, TCP when the UDP answer is truncated; metadata's `self/service` with `--peers
+/// metadata`), but quiet and without retries: the keeper asks again at its next interval, and
+/// decides itself what is worth a log line. No address is no peers (`Ok`, empty); a failed look
+/// is `Err` with the reason.
+pub fn look_again(
+    mode: PeerMode,
+    name: &str,
+    server: Option<SocketAddr>,
+    metadata_url: &str,
+    self_ip: IpAddr,
+    deadline: Instant,
+) -> Result<Vec<IpAddr>, String> {
+    match mode {
+        PeerMode::None => Ok(Vec::new()),
+        PeerMode::Dns => {
+            let query = dns::QueryName::parse(name).map_err(|e| format!("{e:#}"))?;
+            match look(&query, name, server, Some(deadline)) {
+                Ok(found) => Ok(others(found, self_ip)),
+                Err(dns::Miss::NoAddresses(_)) => Ok(Vec::new()),
+                Err(dns::Miss::Failed(error)) => Err(format!("cannot look up {name}: {error:#}")),
+            }
+        }
+        PeerMode::Metadata => {
+            let client = rancher::Client::new();
+            let mut endpoint = rancher::Endpoint::new(metadata_url, "self/service");
+            rancher::fetch_peers(&client, &mut endpoint, self_ip, deadline)
+                .map_err(|e| format!("cannot read self/service: {e}"))
+        }
+    }
 }
 
 /// Asks metadata for the service's containers, retrying like the identity request does.

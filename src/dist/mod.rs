@@ -1,7 +1,7 @@
 //! A small blocking client of Erlang distribution: EPMD ([`epmd`]), the version-6 handshake as
 //! a hidden node ([`handshake`]), just enough of the external term format ([`term`]), and a
-//! function call through `rex` the way `erl_call` makes it ([`rpc`]). `probe` (and later
-//! `doctor` and the mesh keeper) stand on it.
+//! function call through `rex` the way `erl_call` makes it ([`rpc`]). `probe`, `doctor` and the
+//! mesh keeper (`src/mesh.rs`) stand on it.
 //!
 //! Written from OTP's "Distribution Protocol" and "External Term Format" pages and checked
 //! against real OTP 25 nodes (tests/it/dist.rs). Std sockets, one deadline for everything: each
@@ -164,6 +164,12 @@ fn connect_before(addr: SocketAddr, deadline: Instant) -> Result<TcpStream, Fail
     let stream = TcpStream::connect_timeout(&addr, left(deadline)?).map_err(|e| Failure::from_io(&e))?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+/// That something listens on `addr`: a TCP connection made and closed, before `deadline` (for a
+/// node whose handshake we cannot speak, TLS, or whose EPMD there is none of).
+pub fn connect_port(addr: SocketAddr, deadline: Instant) -> Result<(), Error> {
+    connect_before(addr, deadline).map(drop).map_err(|f| Error::new(Step::Connect, addr, f))
 }
 
 /// Fills `buf` before `deadline`: every read gets only the time left.

@@ -6,7 +6,8 @@
 //! control term, then the message. We send `REG_SEND` to `rex`:
 //! `{6, From, '', rex}` and `{From, {call, M, F, Args, user}}`; `rex` answers `From ! {rex, Reply}`
 //! with a `SEND` whose control is `{2, '', From}`. A failed call is `{badrpc, Why}` in `Reply`:
-//! that is the caller's to read.
+//! that is the caller's to read. Several calls may be in flight at once ([`send`], then
+//! [`receive`]): each has a pid of its own, and a reply is matched to its call by that pid.
 
 use std::io::Write;
 use std::time::Instant;
@@ -31,12 +32,27 @@ pub fn call(
     args: Vec<Term>,
     deadline: Instant,
 ) -> Result<Term, Error> {
-    let addr = conn.addr;
-    let fail = |failure| Error::new(Step::Call, addr, failure);
+    let from = send(conn, module, function, args)?;
+    receive(conn, std::slice::from_ref(&from), deadline).map(|(_, reply)| reply)
+}
+
+/// Sends the call `M:F(Args)` and returns the pid its reply will be sent to. Several calls may
+/// be in flight at once: `rex` runs each in a process of its own, so a slow one (a
+/// `net_kernel:connect_node/1` to a peer that does not answer) does not hold up the others.
+pub fn send(conn: &mut Connection, module: &str, function: &str, args: Vec<Term>) -> Result<Pid, Error> {
     conn.calls += 1;
     let from = Pid { node: conn.local.clone(), id: conn.calls, serial: 0, creation: conn.creation };
     let frame = request(&from, module, function, args);
-    conn.stream.write_all(&frame).map_err(|e| fail(Failure::from_io(&e)))?;
+    conn.stream.write_all(&frame).map_err(|e| Error::new(Step::Call, conn.addr, Failure::from_io(&e)))?;
+    Ok(from)
+}
+
+/// Reads frames, answering ticks, until the reply to one of `pending` arrives before `deadline`:
+/// its index in `pending` and the reply. Replies to other pids (a call given up earlier) are
+/// passed over.
+pub fn receive(conn: &mut Connection, pending: &[Pid], deadline: Instant) -> Result<(usize, Term), Error> {
+    let addr = conn.addr;
+    let fail = |failure| Error::new(Step::Call, addr, failure);
     loop {
         let mut len = [0u8; 4];
         read_exact_before(&mut conn.stream, &mut len, deadline).map_err(fail)?;
@@ -51,8 +67,8 @@ pub fn call(
         }
         let mut body = vec![0u8; len];
         read_exact_before(&mut conn.stream, &mut body, deadline).map_err(fail)?;
-        if let Some(reply) = parse_frame(&body, &from).map_err(|why| fail(Failure::Garbage(why)))? {
-            return Ok(reply);
+        if let Some(found) = parse_frame_for(&body, pending).map_err(|why| fail(Failure::Garbage(why)))? {
+            return Ok(found);
         }
     }
 }
@@ -79,6 +95,11 @@ pub fn request(from: &Pid, module: &str, function: &str, args: Vec<Term>) -> Vec
 /// The reply in one frame (without its length): `Some(Reply)` for `{rex, Reply}` sent to `from`,
 /// `None` for any other message or control signal (the caller reads on).
 pub fn parse_frame(body: &[u8], from: &Pid) -> Result<Option<Term>, String> {
+    parse_frame_for(body, std::slice::from_ref(from)).map(|found| found.map(|(_, reply)| reply))
+}
+
+/// As [`parse_frame`], for a reply to any of `pending`: its index and the reply.
+pub fn parse_frame_for(body: &[u8], pending: &[Pid]) -> Result<Option<(usize, Term)>, String> {
     let Some((&PASS_THROUGH, rest)) = body.split_first() else {
         return Err(format!("a frame starts with {:?}, not 112 (pass-through)", body.first()));
     };
@@ -94,12 +115,14 @@ pub fn parse_frame(body: &[u8], from: &Pid) -> Result<Option<Term>, String> {
     if !decoder.rest().is_empty() {
         return Err(format!("{} bytes after the message", decoder.rest().len()));
     }
-    let to_us = match control.as_slice() {
-        [Term::Int(SEND), _, Term::Pid(to)] => to == from,
-        _ => false,
+    let to = match control.as_slice() {
+        [Term::Int(SEND), _, Term::Pid(to)] => pending.iter().position(|p| p == to),
+        _ => None,
     };
-    match message {
-        Term::Tuple(mut items) if to_us && items.len() == 2 && items[0].as_atom() == Some("rex") => Ok(items.pop()),
+    match (to, message) {
+        (Some(at), Term::Tuple(mut items)) if items.len() == 2 && items[0].as_atom() == Some("rex") => {
+            Ok(items.pop().map(|reply| (at, reply)))
+        }
         _ => Ok(None),
     }
 }
@@ -141,5 +164,13 @@ mod tests {
         assert!(parse_frame(&[113, 131, 106], &pid()).is_err());
         assert!(parse_frame(&[], &pid()).is_err());
         assert!(parse_frame(&[112, 131, 106], &pid()).is_err());
+    }
+
+    #[test]
+    fn a_reply_is_matched_to_the_call_in_flight_it_answers() {
+        let calls = [pid(), Pid { id: 2, ..pid() }, Pid { id: 3, ..pid() }];
+        let second = reply_frame(&calls[1], &Term::Tuple(vec![Term::atom("rex"), Term::atom("true")]));
+        assert_eq!(parse_frame_for(&second, &calls), Ok(Some((1, Term::atom("true")))));
+        assert_eq!(parse_frame_for(&second, &calls[2..]), Ok(None));
     }
 }

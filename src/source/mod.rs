@@ -186,7 +186,7 @@ fn query_of_service(platform: Platform, service: &str) -> Option<String> {
 
 /// `--ip`, `--service`, `--peer-query` (or an inherited `DNS_CLUSTER_QUERY`) over what the source
 /// found; then `--name-by hostname`'s FQDN must be there.
-fn apply_overrides(mut identity: Identity, ctx: &Context<'_>) -> Result<Identity, Fail> {
+pub fn apply_overrides(mut identity: Identity, ctx: &Context<'_>) -> Result<Identity, Fail> {
     let config = ctx.config;
     if let Some(ip) = config.ip {
         if ip.is_unspecified() {

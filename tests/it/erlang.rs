@@ -33,6 +33,8 @@ fn erl_comes_up_named_by_the_rendered_vm_args() {
     let dir = tempdir();
     let cookie_file = dir.path().join("cookie");
     fs::write(&cookie_file, format!("{COOKIE}\n")).expect("write cookie");
+    // Owner-only, as a secret should be: the cookie lint warns about anything more open.
+    fs::set_permissions(&cookie_file, std::os::unix::fs::PermissionsExt::from_mode(0o400)).expect("chmod");
     let template = dir.path().join("vm.args.src");
     fs::write(
         &template,

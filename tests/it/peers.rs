@@ -39,8 +39,14 @@ impl Dnsmasq {
 
     /// On 127.0.0.1, a free port, with more of dnsmasq's options (`--srv-host=...`).
     pub(crate) fn start_with(hosts: &str, options: &[&str]) -> Dnsmasq {
+        Dnsmasq::start_at(Ipv4Addr::LOCALHOST.into(), hosts, options)
+    }
+
+    /// On `ip` (one of this namespace's: a `Lan`'s own address, for hosts in its namespaces), a
+    /// free port.
+    pub(crate) fn start_at(ip: IpAddr, hosts: &str, options: &[&str]) -> Dnsmasq {
         for _ in 0..5 {
-            let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), free_port());
+            let addr = SocketAddr::new(ip, free_port());
             if let Some(server) = Dnsmasq::try_start(addr, hosts, options) {
                 return server;
             }

@@ -228,6 +228,13 @@ fn the_boot_state_names_the_node_for_probe_and_print_env() {
     assert_code(&output, 0);
     assert!(stdout(&output).contains(&format!("export NODE_NAME='{name}@127.0.0.1'")), "{}", stdout(&output));
     assert!(stderr(&output).contains("as the boot chose it"), "{}", stderr(&output));
+    // What this command line gives still wins over the state.
+    let mut command = rancher_boot();
+    let output =
+        run(command.env("RANCHER_BOOT_RUNTIME_DIR", &runtime).args(["--peer-query", "other.test", "print-env"]));
+    assert_code(&output, 0);
+    assert!(stdout(&output).contains("export DNS_CLUSTER_QUERY='other.test'"), "{}", stdout(&output));
+    assert!(stdout(&output).contains(&format!("export NODE_NAME='{name}@127.0.0.1'")), "{}", stdout(&output));
 }
 
 /// No state file: the probe names the node as a boot with the same options would.

@@ -66,3 +66,77 @@ fn the_other_platforms_are_accepted_names() {
         stderr(&output)
     );
 }
+
+/// `--ip` as a network: the one local address in it, in a namespace whose addresses the test
+/// knows; none in it is a 78 listing what there is; with `--service`, `--source swarm` asks
+/// Docker's DNS nothing (a Swarm task with a health check is not in it before it is healthy).
+#[test]
+fn ip_as_a_network_names_the_local_address_in_it() {
+    let lan = crate::support::lan::Lan::new(1);
+    let net = format!(
+        "{}/24",
+        lan.ip(0).to_string().rsplit_once('.').map(|(head, _)| format!("{head}.0")).unwrap_or_default()
+    );
+    let in_host = |args: &[&str]| {
+        let mut command = lan.command(0, crate::support::BIN);
+        crate::support::clean_env(&mut command);
+        command.args(args);
+        run(&mut command)
+    };
+    let output = in_host(&[
+        "--source",
+        "local",
+        "--ip",
+        &net,
+        "--service",
+        "svc",
+        "--peers",
+        "none",
+        "--node-basename",
+        "n",
+        "print-env",
+    ]);
+    assert_code(&output, 0);
+    assert!(stdout(&output).contains(&format!("export NODE_IP='{}'", lan.ip(0))), "{}", stdout(&output));
+
+    let output =
+        in_host(&["--source", "local", "--ip", "10.99.0.0/16", "--peers", "none", "--node-basename", "n", "print-env"]);
+    assert_code(&output, 78);
+    assert!(
+        stderr(&output).contains("0 local addresses are in it") && stderr(&output).contains(&lan.ip(0).to_string()),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = in_host(&[
+        "--source",
+        "swarm",
+        "--ip",
+        &net,
+        "--service",
+        "demo_hello",
+        "--node-basename",
+        "hello",
+        "--peers",
+        "none",
+        "print-env",
+    ]);
+    assert_code(&output, 0);
+    let out = stdout(&output);
+    assert!(
+        out.contains("export RANCHER_BOOT_PLATFORM='swarm'")
+            && out.contains(&format!("export NODE_NAME='hello@{}'", lan.ip(0))),
+        "{out}"
+    );
+    assert!(
+        stderr(&output).contains("(swarm: --ip and --service given: no look at Docker's DNS), service demo_hello"),
+        "{}",
+        stderr(&output)
+    );
+
+    for bad in ["10.0.0.0/33", "10.0.0.0/0", "10.0.0.0/x", "nonsense"] {
+        let output =
+            in_host(&["--source", "local", "--ip", bad, "--peers", "none", "--node-basename", "n", "print-env"]);
+        assert_code(&output, 64);
+    }
+}

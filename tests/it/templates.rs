@@ -659,16 +659,20 @@ fn a_different_node_name_in_vm_args_is_warned_about() {
 }
 
 #[test]
-fn a_placeholder_cookie_is_warned_about_without_printing_it() {
-    for cookie in ["something-secret-here-please-change-me", "changeme"] {
+fn a_published_cookie_in_vm_args_is_refused_without_printing_it() {
+    for cookie in ["something-secret-here-please-change-me", "changeme", "monster"] {
         let dir = tempdir();
         let vm = write_file(&dir.path().join("vm.args.src"), format!("-name ${{NODE_NAME}}\n-setcookie {cookie}\n"));
-        let output =
-            run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(dir.path().join("rt")).args(["--", "true"]));
-        assert_code(&output, 0);
+        let output = run(boot().arg("--vm-args").arg(&vm).arg("--runtime-dir").arg(dir.path().join("rt")).args([
+            "--",
+            "sh",
+            "-c",
+            "echo the program ran",
+        ]));
+        assert_code(&output, 78);
         let err = stderr(&output);
-        assert!(err.contains("warn: ") && err.contains("well-known placeholder"), "{err}");
-        assert!(!err.contains(cookie), "{err}");
+        assert!(err.contains("published default") && err.contains("--cookie-file"), "{err}");
+        assert!(!err.contains(cookie) && !stdout(&output).contains("the program ran"), "{err}");
     }
 }
 

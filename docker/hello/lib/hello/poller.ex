@@ -15,6 +15,10 @@ defmodule Hello.Poller do
   reads the cluster's view cheaply with `docker exec CONTAINER cat /tmp/hello/nodes`;
   `started_ms` there is the wall-clock time at which the application started, in milliseconds
   since the epoch (a test's measure of boot time).
+
+  `HELLO_POLLER=off` turns the connecting off (the status files are still written): the app then
+  has no clustering code at all, as with rancher-boot's `--init --mesh` keeping the mesh from
+  outside (issue 20).
   """
   use GenServer
   require Logger
@@ -29,12 +33,14 @@ defmodule Hello.Poller do
       query: System.get_env("DNS_CLUSTER_QUERY") || System.get_env("SERVICE_NAME"),
       basename: basename(),
       interval: String.to_integer(System.get_env("HELLO_POLL_INTERVAL_MS", "2000")),
+      connects: System.get_env("HELLO_POLLER", "on") != "off",
       status_dir: System.get_env("HELLO_STATUS_DIR", "/tmp/hello")
     }
 
     Logger.info(
       "hello: node #{Node.self()}, query #{inspect(state.query)}, " <>
-        "naming #{naming()}, polling every #{state.interval} ms"
+        "naming #{naming()}, " <>
+        if(state.connects, do: "polling every #{state.interval} ms", else: "poller off (HELLO_POLLER=off)")
     )
 
     File.mkdir_p!(state.status_dir)
@@ -47,7 +53,7 @@ defmodule Hello.Poller do
 
   @impl true
   def handle_info(:poll, state) do
-    if Node.alive?() and state.query do
+    if state.connects and Node.alive?() and state.query do
       for ip <- resolve(state.query),
           node = :"#{state.basename}@#{:inet.ntoa(ip)}",
           node != Node.self(),
