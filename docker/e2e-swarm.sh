@@ -53,7 +53,7 @@ TMP=$(mktemp -d /tmp/rancher-boot-e2e-swarm.XXXXXX)
 # shellcheck source=docker/e2e-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/e2e-lib.sh"
 
-SERVICE=hello # tasks.hello: the name the checks and the README use
+SERVICE=hello # tasks.hello: the name the checks and docs/swarm.md use
 NET=$RUN
 SUBNET=10.231.7.0/24 # the overlay's own, apart from ingress (10.0.0.0/24) and docker_gwbridge
 SECRET=$RUN-cookie
@@ -202,7 +202,7 @@ main() {
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 | docker secret create --label "$LABEL" "$SECRET" - >/dev/null
     timing "docker swarm init, overlay network, secret" "$(since "$start") s"
 
-    # The service definition: nothing of rancher-boot's but the cookie file (README "Docker Swarm").
+    # The service definition: nothing of rancher-boot's but the cookie file (docs/swarm.md).
     declare -gA SEEN=()
     declare -ga TASKS=()
     start=$EPOCHREALTIME

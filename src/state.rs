@@ -2,7 +2,7 @@
 //! in the same container (`probe`, `print-env`, `peers`, passthrough such as `remote_console`),
 //! so that they name the same node when metadata or DNS is gone, and cost no look-up.
 //!
-//! The file is one JSON object (format in the README's "State file"); it never holds the cookie,
+//! The file is one JSON object (format in docs/reference.md, "The state file"); it never holds the cookie,
 //! only where the cookie comes from. It is written at the hand-over, atomically, and read only
 //! while the boot's process lives: it records the boot's pid and that process's start time
 //! (`/proc/PID/stat`), which stay the release's after the exec (or rancher-boot's own as PID 1
@@ -153,9 +153,12 @@ fn platform_named(name: &str) -> Option<Platform> {
     [Rancher, Kubernetes, Ecs, Nomad, Fly, Swarm, Compose, Local].into_iter().find(|p| p.name() == name)
 }
 
-/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
+/// The start time of process `pid` in clock ticks since boot (field 22 of its main thread's
+/// `stat`). Read through `task/PID/`, not `/proc/PID/stat`: qemu-user answers a process's reads
+/// of its own `/proc/PID/stat` with a stat of its making, whose start time is not the kernel's
+/// that every other process reads (the aarch64 suite under emulation found it).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()

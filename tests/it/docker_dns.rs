@@ -381,7 +381,7 @@ fn every_compose_name_shape_gives_its_service() {
         ("demo_hello_2.demo_default", "hello"),               // v1, default network
         ("demo_hello_2.demo_cluster", "hello"),               // v1, a named network
         ("demo-hello-2.demo_default", "hello"),               // v2, default network
-        ("demo-hello-2.demo_cluster", "hello"),               // v2, a named network (the README's example)
+        ("demo-hello-2.demo_cluster", "hello"),               // v2, a named network (docs/compose.md's example)
         ("my-app-api-server-1.my-app_default", "api-server"), // v2, dashes in project and service
         ("my_app-web-1.my_app_backend", "web"),               // v2, underscores in the project
         ("my_app-my_web-3.my_app_default", "my_web"),
@@ -398,11 +398,13 @@ fn every_compose_name_shape_gives_its_service() {
     }
 }
 
-/// The README's Compose section says what Docker's DNS answers; each name it shows in backticks
-/// of the container-name shape must be one rancher-boot recognises (before: `demo-hello-2.cluster`).
+/// The Compose page (docs/compose.md, once the README's Compose section) says what Docker's DNS
+/// answers; each name it shows in backticks of the container-name shape must be one rancher-boot
+/// recognises (before: `demo-hello-2.cluster`).
 #[test]
 fn the_readme_compose_examples_are_recognised() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compose.md")).expect("docs/compose.md");
     let names: Vec<&str> = readme
         .split('`')
         .skip(1)
@@ -415,7 +417,7 @@ fn the_readme_compose_examples_are_recognised() {
         net.records.push(ptr("172.23.0.3", name));
         let (output, env, _) = print_env(&net, &["--peers", "none"], &[]);
         assert_code(&output, 0);
-        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "the README's {name}: {}", stderr(&output));
+        assert_eq!(env["RANCHER_BOOT_PLATFORM"], "compose", "docs/compose.md's {name}: {}", stderr(&output));
         assert_eq!(env["SERVICE_NAME"], "hello", "{name}");
     }
 }

@@ -43,14 +43,17 @@ fn every_cited_design_page_is_in_the_repository() {
     assert!(cited > 10, "only {cited} citations found");
 }
 
-/// Issue 22, item 8: no example publishes EPMD (4369) on a routing mesh; the README says never to.
+/// Issue 22, item 8: no example (the README, the docs' pages, docker/) publishes EPMD (4369) on a
+/// routing mesh; the README and the Swarm page say never to.
 #[test]
 fn no_example_publishes_epmd() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut texts = vec![("README.md".to_string(), fs::read_to_string(root.join("README.md")).expect("README"))];
-    for entry in fs::read_dir(root.join("docker")).expect("docker/") {
+    for entry in
+        fs::read_dir(root.join("docker")).expect("docker/").chain(fs::read_dir(root.join("docs")).expect("docs/"))
+    {
         let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "yml" || e == "sh") {
+        if path.extension().is_some_and(|e| e == "yml" || e == "sh" || e == "md") {
             texts.push((path.display().to_string(), fs::read_to_string(&path).expect("read")));
         }
     }
@@ -62,6 +65,8 @@ fn no_example_publishes_epmd() {
         }
     }
     assert!(texts[0].1.contains("Never publish 4369"), "the README says never to publish EPMD");
+    let swarm = fs::read_to_string(root.join("docs/swarm.md")).expect("docs/swarm.md");
+    assert!(swarm.contains("Never publish 4369"), "the Swarm page says never to publish EPMD");
 }
 
 /// `--app`'s help names what each kind of release calls its remote shell.
@@ -71,4 +76,24 @@ fn app_help_names_remote_for_mix_and_remote_console_for_relx() {
     let help = crate::support::stdout(&output);
     let app = help.lines().skip_while(|l| !l.contains("--app <PATH>")).take(3).collect::<Vec<_>>().join(" ");
     assert!(app.contains("`rancher-boot remote` for a mix release") && app.contains("remote_console"), "{app}");
+}
+
+/// The README's first command, the main job, boots with the example template as it is in the
+/// repository (before: a `${RELEASE_COOKIE}` in one of its comments was a 78 without a cookie).
+#[test]
+fn the_readme_main_job_renders_the_example_vm_args_and_execs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).expect("README");
+    let line = readme.lines().find(|l| l.starts_with("cargo run --release -- ")).expect("the main job's command");
+    assert!(line.contains("--vm-args examples/vm.args.src"), "{line}");
+    let output = crate::support::run(
+        crate::support::rancher_boot()
+            .current_dir(root)
+            .args(["--source", "local", "--peers", "none", "--node-basename", "hello"])
+            .args(["--vm-args", "examples/vm.args.src", "--", "sh", "-c"])
+            .arg(r#"echo "booted as $NODE_NAME, pid $$"; cat "$RELEASE_VM_ARGS""#),
+    );
+    crate::support::assert_code(&output, 0);
+    let stdout = crate::support::stdout(&output);
+    assert!(stdout.starts_with("booted as hello@") && stdout.contains("\n-name hello@"), "{stdout}");
 }

@@ -1,7 +1,8 @@
-//! The README's platform sections (Kubernetes, AWS ECS, Nomad, Fly.io) name the variables the code
-//! reads or exports: every variable their snippets set and every one their prose names in
-//! backticks is a string literal of `src/`, and each snippet sets the variables its platform needs.
-//! A rename in the code without the README (or a typo in a snippet) fails here.
+//! The platform pages of `docs/` (once the README's platform sections, hence the module's name)
+//! name the variables the code reads or exports: every variable their snippets set and every one
+//! their prose names in backticks is a string literal of `src/`, and each page's snippets set the
+//! variables its platform needs. A rename in the code without the docs (or a typo in a snippet)
+//! fails here.
 
 use std::fs;
 use std::path::Path;
@@ -18,11 +19,9 @@ fn sources(dir: &Path, out: &mut String) {
     }
 }
 
-/// The README section under `## heading`, up to the next `## `.
-fn section<'a>(readme: &'a str, heading: &str) -> &'a str {
-    let start = readme.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("README has no section {heading}"));
-    let rest = &readme[start + 4..];
-    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+/// The text of the platform page `docs/<page>.md`.
+fn page(root: &Path, page: &str) -> String {
+    fs::read_to_string(root.join("docs").join(format!("{page}.md"))).unwrap_or_else(|e| panic!("docs/{page}.md: {e}"))
 }
 
 /// The fenced code blocks of a section, and the prose around them.
@@ -76,22 +75,26 @@ fn named_in(prose: &str) -> Vec<String> {
 #[test]
 fn the_platform_snippets_name_the_variables_the_code_reads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = fs::read_to_string(root.join("README.md")).expect("README.md");
     let mut code_text = String::new();
     sources(&root.join("src"), &mut code_text);
-    // The variables each platform's snippets must set (the rest is found without them).
-    let needs: [(&str, &[&str]); 4] = [
-        ("Kubernetes", &["POD_IP", "POD_NAMESPACE", "RANCHER_BOOT_SERVICE", "RANCHER_BOOT_NAME_BY"]),
-        ("AWS ECS", &["RANCHER_BOOT_PEER_QUERY"]),
-        ("Nomad", &["RANCHER_BOOT_PEER_QUERY"]),
-        ("Fly.io", &["RELEASE_NODE", "ERL_AFLAGS", "DNS_CLUSTER_QUERY"]),
+    // The variables each platform's snippets must set (the rest is found without them). Swarm,
+    // Compose and Rancher need none; their prose is checked all the same.
+    let needs: [(&str, &[&str]); 7] = [
+        ("kubernetes", &["POD_IP", "POD_NAMESPACE", "RANCHER_BOOT_SERVICE", "RANCHER_BOOT_NAME_BY"]),
+        ("ecs", &["RANCHER_BOOT_PEER_QUERY"]),
+        ("nomad", &["RANCHER_BOOT_PEER_QUERY"]),
+        ("fly", &["RELEASE_NODE", "ERL_AFLAGS", "DNS_CLUSTER_QUERY"]),
+        ("swarm", &[]),
+        ("compose", &[]),
+        ("rancher", &[]),
     ];
     let mut unknown = Vec::new();
     for (heading, needed) in needs {
-        let (code, prose) = split(section(&readme, heading));
+        let text = page(root, heading);
+        let (code, prose) = split(&text);
         let set: Vec<String> = code.iter().flat_map(|c| set_in(c)).collect();
         for name in needed {
-            assert!(set.iter().any(|s| s == name), "README section {heading}: no snippet sets {name} (sets {set:?})");
+            assert!(set.iter().any(|s| s == name), "docs/{heading}.md: no snippet sets {name} (sets {set:?})");
         }
         for name in set.iter().chain(&named_in(&prose)) {
             // The application's own variables (Phoenix's) are not rancher-boot's to read.
@@ -104,7 +107,7 @@ fn the_platform_snippets_name_the_variables_the_code_reads() {
             }
         }
     }
-    assert!(unknown.is_empty(), "README names variables that no code in src/ reads or exports: {unknown:?}");
+    assert!(unknown.is_empty(), "docs/ names variables that no code in src/ reads or exports: {unknown:?}");
 }
 
 #[test]
