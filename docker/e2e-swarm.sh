@@ -320,11 +320,14 @@ check_mesh_keeper() {
     local cut=${TASKS[0]%%=*} ip=${TASKS[0]#*=} others=()
     for pair in "${TASKS[@]:1}"; do others+=("${pair%%=*}"); done
     docker network disconnect "$NET" "$cut" >/dev/null 2>&1 || fail "docker network disconnect $NET $cut failed"
-    wait_until 90 "the others to drop hello@$ip after its network went" lists_none "hello@$ip" "${others[@]}"
-    docker network connect "$NET" "$cut" >/dev/null 2>&1 || fail "docker network connect $NET $cut failed"
+    wait_until 120 "the others to drop hello@$ip after its network went (net_ticktime)" lists_none "hello@$ip" "${others[@]}" >/dev/null
+    # Back with its old address: the node is named by it (a new one would name nobody).
+    docker network connect --ip "$ip" "$NET" "$cut" >"$TMP/connect.log" 2>&1 \
+        || { cat "$TMP/connect.log" >&2; fail "docker network connect --ip $ip $NET $cut failed"; }
     start=$EPOCHREALTIME
     local took
     took=$(WAIT_FROM=$start wait_until 60 "hello@$ip back in every node's nodes() after its network returned" converged 4)
+    converged 4 || fail "mesh keeper: lost the mesh just after the partition healed"
     timing "mesh keeper (every ${KEEPER_INTERVAL}s): a healed partition whole again after" "$took s"
     remove_services
 }
