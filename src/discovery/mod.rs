@@ -118,7 +118,7 @@ fn from_dns(query: &PeerQuery<'_>, text: &str) -> Result<Vec<IpAddr>, Fail> {
 
 /// Asks metadata for the service's containers, retrying like the identity request does.
 fn from_metadata(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
-    let client = rancher::Client::new();
+    let client = crate::http::Client::new();
     let mut endpoint = rancher::Endpoint::new(query.metadata_url, "self/service");
     let peers = wait::retry("peers", query.started, query.deadline, |_| {
         let found = rancher::fetch_peers(&client, &mut endpoint, query.self_ip, query.deadline)?;

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde_json::Value;
 
-use super::rancher::Client;
 use super::{Context, Identity, Platform};
 use crate::cli::check_name;
 use crate::exit::{Exit, Fail};
+use crate::http::{Client, escape_prefix};
 use crate::wait::{self, AttemptError};
 
 /// The variables the ECS agent sets, v4 first.
@@ -44,7 +44,7 @@ fn ask_container(client: &Client, uri: &str, deadline: Instant) -> Result<Value,
         Ok(answer) if is_container(&answer) => Ok(answer),
         Ok(answer) => Err(AttemptError::Invalid(anyhow!(
             "GET {uri}: the answer is not ECS container JSON (no Networks list): {}",
-            super::rancher::escape_prefix(answer.to_string().as_bytes())
+            escape_prefix(answer.to_string().as_bytes())
         ))),
         Err(AttemptError::Unavailable(e)) if format!("{e:#}").ends_with("HTTP 404") => Err(AttemptError::Invalid(e)),
         Err(e) => Err(e),
