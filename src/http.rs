@@ -4,12 +4,13 @@
 //!
 //! This file owns the request and what its failures mean to the retry loop ([`AttemptError`]):
 //! no proxy, no redirect, connect 2 s, whole request 5 s (and never past the caller's deadline),
-//! body 64 KiB; a status other than 200 is `Unavailable`, a name that does not resolve
+//! body 64 KiB; a status other than 200 is `Unavailable` (with a [`Status`] its callers can test), a name that does not resolve
 //! `NameNotResolved`, a body that is not JSON `Invalid`. Answers are judged by status and by
 //! parsing, never by Content-Type or body text. Host names are resolved by [`crate::dns`], not
 //! the C library (see [`OwnResolver`]). Left to others: which URL to ask and what the JSON must
 //! hold (the sources), and how long to keep asking ([`crate::wait`]).
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,8 @@ impl Client {
         };
         let status = response.status();
         if status != 200 {
-            return Err(AttemptError::Unavailable(anyhow!("GET {url}: HTTP {}", status.as_u16())));
+            let status = Status { url: url.to_string(), code: status.as_u16() };
+            return Err(AttemptError::Unavailable(anyhow::Error::new(status)));
         }
         let body = response.body_mut().with_config().limit(BODY_LIMIT).read_to_vec().map_err(|e| {
             AttemptError::Unavailable(anyhow!("GET {url}: reading the answer: {}", describe_http_error(&e)))
@@ -92,6 +94,29 @@ impl Client {
         })
     }
 }
+
+/// An answer whose status is not 200, as an error a caller can tell apart by its code (ECS's
+/// 404 means "not ECS", not "not yet") without reading the message.
+#[derive(Debug)]
+pub struct Status {
+    url: String,
+    pub code: u16,
+}
+
+impl Status {
+    /// Whether `error` is an answer with the status `code`.
+    pub fn is(error: &anyhow::Error, code: u16) -> bool {
+        error.downcast_ref::<Status>().is_some_and(|status| status.code == code)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GET {}: HTTP {}", self.url, self.code)
+    }
+}
+
+impl std::error::Error for Status {}
 
 impl Default for Client {
     fn default() -> Self {
