@@ -43,6 +43,8 @@
 
 pub mod hosts;
 pub mod message;
+#[cfg(test)]
+mod packets;
 pub mod resolv_conf;
 #[cfg(test)]
 mod testing;
@@ -322,8 +324,9 @@ fn list<'a>(addresses: impl IntoIterator<Item = &'a IpAddr>) -> String {
 mod tests {
     use super::*;
     use message::{Qtype, Rcode};
+    use packets::answer_to;
     use std::net::UdpSocket;
-    use testing::{answer_to, built_answer, dname, ips, qtype_of, udp_server};
+    use testing::{built_answer, dname, ips, qtype_of, udp_server};
 
     fn conf(search: &[&str], ndots: u32) -> ResolvConf {
         ResolvConf { search: search.iter().map(|s| s.to_string()).collect(), ndots, ..ResolvConf::default() }

@@ -1,5 +1,6 @@
-//! Test servers and answers for the DNS unit tests: a UDP server on loopback that answers what
-//! a closure makes of each query, and answers built by hand or with `domain`. Only for tests.
+//! For the DNS unit tests: a UDP server on loopback that answers what a closure makes of each
+//! query, and well-formed answers built with `domain`. Answers made by hand, byte for byte, are
+//! [`super::packets`]'s, the one hand-made builder, shared with the integration tests.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::thread;
@@ -21,32 +22,6 @@ pub(super) fn udp_server(count: usize, reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + S
         }
     });
     addr
-}
-
-/// The answer to `query` with `rcode`, TC as given, and one A or AAAA record per address.
-pub(super) fn answer_to(query: &[u8], rcode: u8, truncated: bool, addresses: &[IpAddr]) -> Vec<u8> {
-    let mut packet = query.to_vec();
-    packet[2] |= 0x80 | if truncated { 0x02 } else { 0 };
-    packet[3] = 0x80 | rcode;
-    let qtype = u16::from_be_bytes([packet[packet.len() - 4], packet[packet.len() - 3]]);
-    let mut count = 0u16;
-    for address in addresses {
-        let (rtype, rdata) = match address {
-            IpAddr::V4(v4) => (1u16, v4.octets().to_vec()),
-            IpAddr::V6(v6) => (28u16, v6.octets().to_vec()),
-        };
-        if rtype != qtype {
-            continue;
-        }
-        count += 1;
-        packet.extend_from_slice(&[0xC0, 12]);
-        packet.extend_from_slice(&rtype.to_be_bytes());
-        packet.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-        packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        packet.extend_from_slice(&rdata);
-    }
-    packet[6..8].copy_from_slice(&count.to_be_bytes());
-    packet
 }
 
 pub(super) fn ips(list: &[&str]) -> Vec<IpAddr> {

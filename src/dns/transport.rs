@@ -365,7 +365,8 @@ impl QueryIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::testing::{answer_to, ips, udp_server};
+    use crate::dns::packets::answer_to;
+    use crate::dns::testing::{ips, udp_server};
     use std::collections::BTreeSet;
     use std::net::TcpListener;
     use std::sync::Arc;
