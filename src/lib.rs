@@ -16,6 +16,7 @@ pub mod env;
 pub mod erl;
 pub mod exec;
 pub mod exit;
+pub mod http;
 pub mod init;
 pub mod mesh;
 pub mod probe;

@@ -1,5 +1,5 @@
 //! Fuzz target: a `self/container` answer, arbitrary bytes through `serde_json::from_slice` and
-//! `source::rancher::parse_container`, as `source::rancher::Client::get_json` hands it over.
+//! `source::rancher::parse_container`, as `http::Client::get_json` hands it over.
 //!
 //! Invariants checked (docs/spec.md sections 2 and 3):
 //! 1. no panic, whatever the JSON;

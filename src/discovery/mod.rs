@@ -141,7 +141,7 @@ pub fn look_again(
             }
         }
         PeerMode::Metadata => {
-            let client = rancher::Client::new();
+            let client = crate::http::Client::new();
             let mut endpoint = rancher::Endpoint::new(metadata_url, "self/service");
             rancher::fetch_peers(&client, &mut endpoint, self_ip, deadline)
                 .map_err(|e| format!("cannot read self/service: {e}"))
@@ -151,7 +151,7 @@ pub fn look_again(
 
 /// Asks metadata for the service's containers, retrying like the identity request does.
 fn from_metadata(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
-    let client = rancher::Client::new();
+    let client = crate::http::Client::new();
     let mut endpoint = rancher::Endpoint::new(query.metadata_url, "self/service");
     let peers = wait::retry("peers", query.started, query.deadline, |_| {
         let found = rancher::fetch_peers(&client, &mut endpoint, query.self_ip, query.deadline)?;

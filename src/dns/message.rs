@@ -245,54 +245,8 @@ fn read_addresses<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::packets::{self, ANSWER, AT_QNAME, TC, header, question, record, record_of_class, wire_name};
     use proptest::prelude::*;
-
-    const TYPE_A: u16 = 1;
-    const TYPE_AAAA: u16 = 28;
-    const TYPE_PTR: u16 = 12;
-    const TYPE_SRV: u16 = 33;
-    const CLASS_IN: u16 = 1;
-    /// Pointer to the question name, which starts right after the header.
-    const AT_QNAME: [u8; 2] = [0xC0, 12];
-    const RESPONSE: u16 = 0x8180; // QR, RD, RA, NOERROR
-    const TC: u16 = 0x0200;
-
-    /// A response header: id, flags, and the four counts.
-    fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
-        let mut packet = Vec::new();
-        packet.extend_from_slice(&id.to_be_bytes());
-        packet.extend_from_slice(&flags.to_be_bytes());
-        for count in counts {
-            packet.extend_from_slice(&count.to_be_bytes());
-        }
-        packet
-    }
-
-    fn wire(name: &str) -> Vec<u8> {
-        let mut wire = Vec::new();
-        for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
-            wire.push(label.len() as u8);
-            wire.extend_from_slice(label.as_bytes());
-        }
-        wire.push(0);
-        wire
-    }
-
-    fn question(packet: &mut Vec<u8>, name: &str, qtype: u16) {
-        packet.extend_from_slice(&wire(name));
-        packet.extend_from_slice(&qtype.to_be_bytes());
-        packet.extend_from_slice(&CLASS_IN.to_be_bytes());
-    }
-
-    /// A record whose owner name is `owner` (wire bytes, possibly a pointer).
-    fn record(packet: &mut Vec<u8>, owner: &[u8], rtype: u16, class: u16, rdata: &[u8]) {
-        packet.extend_from_slice(owner);
-        packet.extend_from_slice(&rtype.to_be_bytes());
-        packet.extend_from_slice(&class.to_be_bytes());
-        packet.extend_from_slice(&300u32.to_be_bytes());
-        packet.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        packet.extend_from_slice(rdata);
-    }
 
     fn ips(answer: &Answer) -> String {
         answer.addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(" ")
@@ -335,12 +289,12 @@ mod tests {
 
     #[test]
     fn addresses_are_read_from_the_answer_section_with_compressed_owners() {
-        let mut packet = header(7, RESPONSE, [1, 4, 0, 0]);
-        question(&mut packet, "web.test", TYPE_A);
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 2]);
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 1]);
-        record(&mut packet, &AT_QNAME, TYPE_AAAA, CLASS_IN, &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
-        record(&mut packet, b"\x03web\x04test\x00", TYPE_A, CLASS_IN, &[10, 0, 0, 3]);
+        let mut packet = header(7, ANSWER, [1, 4, 0, 0]);
+        question(&mut packet, "web.test", packets::A);
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 2]);
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 1]);
+        record(&mut packet, &AT_QNAME, packets::AAAA, &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        record(&mut packet, b"\x03web\x04test\x00", packets::A, &[10, 0, 0, 3]);
         let answer = read_answer(&packet, 7, "WEB.test.", Qtype::A).unwrap();
         assert_eq!(ips(&answer), "10.0.0.2 10.0.0.1 fd00::7 10.0.0.3");
         assert_eq!((answer.rcode, answer.truncated), (0, false));
@@ -348,34 +302,34 @@ mod tests {
 
     #[test]
     fn a_cname_chain_ends_in_the_addresses_of_another_name() {
-        let mut packet = header(7, RESPONSE, [1, 2, 0, 0]);
-        question(&mut packet, "web.test", TYPE_A);
+        let mut packet = header(7, ANSWER, [1, 2, 0, 0]);
+        question(&mut packet, "web.test", packets::A);
         let target_at = packet.len() + 12; // where the CNAME's rdata (the target name) starts
-        record(&mut packet, &AT_QNAME, 5, CLASS_IN, b"\x04real\xC0\x10");
-        record(&mut packet, &[0xC0, target_at as u8], TYPE_A, CLASS_IN, &[10, 9, 9, 9]);
+        record(&mut packet, &AT_QNAME, 5, b"\x04real\xC0\x10");
+        record(&mut packet, &[0xC0, target_at as u8], packets::A, &[10, 9, 9, 9]);
         assert_eq!(ips(&read_answer(&packet, 7, "web.test", Qtype::A).unwrap()), "10.9.9.9");
     }
 
     #[test]
     fn other_types_classes_and_odd_lengths_are_ignored() {
-        let mut packet = header(7, RESPONSE, [1, 5, 0, 0]);
-        question(&mut packet, "web.test", TYPE_A);
-        record(&mut packet, &AT_QNAME, 16, CLASS_IN, b"\x05hello"); // TXT
-        record(&mut packet, &AT_QNAME, TYPE_A, 3, &[10, 0, 0, 1]); // class CH
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 1, 0]); // rdlength 5
-        record(&mut packet, &AT_QNAME, TYPE_AAAA, CLASS_IN, &[10, 0, 0, 1]); // rdlength 4
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 4]);
+        let mut packet = header(7, ANSWER, [1, 5, 0, 0]);
+        question(&mut packet, "web.test", packets::A);
+        record(&mut packet, &AT_QNAME, 16, b"\x05hello"); // TXT
+        record_of_class(&mut packet, &AT_QNAME, packets::A, 3, &[10, 0, 0, 1]); // class CH
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 1, 0]); // rdlength 5
+        record(&mut packet, &AT_QNAME, packets::AAAA, &[10, 0, 0, 1]); // rdlength 4
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 4]);
         assert_eq!(ips(&read_answer(&packet, 7, "web.test", Qtype::A).unwrap()), "10.0.0.4");
     }
 
     #[test]
     fn nxdomain_and_nodata_carry_nothing() {
         let mut packet = header(9, 0x8183, [1, 0, 1, 0]);
-        question(&mut packet, "web.test", TYPE_AAAA);
+        question(&mut packet, "web.test", packets::AAAA);
         let answer = read_answer(&packet, 9, "web.test", Qtype::AAAA).unwrap();
         assert_eq!((answer.rcode, answer.addresses.len()), (3, 0));
-        let mut packet = header(9, RESPONSE, [1, 0, 0, 0]);
-        question(&mut packet, "web.test", TYPE_AAAA);
+        let mut packet = header(9, ANSWER, [1, 0, 0, 0]);
+        question(&mut packet, "web.test", packets::AAAA);
         assert_eq!(read_answer(&packet, 9, "web.test", Qtype::AAAA).unwrap(), Answer::default());
         // An error without the question (some servers do that) is still an error answer.
         let packet = header(9, 0x8182, [0, 0, 0, 0]);
@@ -386,10 +340,10 @@ mod tests {
 
     #[test]
     fn a_truncated_answer_keeps_the_records_before_the_cut() {
-        let mut packet = header(7, RESPONSE | TC, [1, 3, 0, 0]);
-        question(&mut packet, "web.test", TYPE_A);
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 1]);
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 2]);
+        let mut packet = header(7, ANSWER | TC, [1, 3, 0, 0]);
+        question(&mut packet, "web.test", packets::A);
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 1]);
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 2]);
         packet.truncate(packet.len() - 3);
         let answer = read_answer(&packet, 7, "web.test", Qtype::A).unwrap();
         assert!(answer.truncated);
@@ -401,8 +355,8 @@ mod tests {
 
     #[test]
     fn answers_to_other_questions_are_refused() {
-        let mut packet = header(7, RESPONSE, [1, 0, 0, 0]);
-        question(&mut packet, "web.test", TYPE_A);
+        let mut packet = header(7, ANSWER, [1, 0, 0, 0]);
+        question(&mut packet, "web.test", packets::A);
         assert_eq!(read_answer(&packet, 8, "web.test", Qtype::A), Err(Error::WrongId(7)));
         assert_eq!(read_answer(&packet, 7, "web.test", Qtype::AAAA), Err(Error::QuestionMismatch));
         assert_eq!(read_answer(&packet, 7, "web.test.x", Qtype::A), Err(Error::QuestionMismatch));
@@ -425,34 +379,34 @@ mod tests {
     #[test]
     fn compression_loops_and_pointers_past_the_end_are_errors() {
         // A question name that points at itself, or forwards past the end.
-        let mut packet = header(7, RESPONSE, [1, 0, 0, 0]);
+        let mut packet = header(7, ANSWER, [1, 0, 0, 0]);
         packet.extend_from_slice(b"\x02ab\xC0\x0C\x00\x01\x00\x01");
         assert!(matches!(read_answer(&packet, 7, "ab.ab", Qtype::A), Err(Error::Malformed(_))));
-        let mut packet = header(7, RESPONSE, [1, 0, 0, 0]);
+        let mut packet = header(7, ANSWER, [1, 0, 0, 0]);
         packet.extend_from_slice(&[0xC3, 0xFF, 0, 1, 0, 1]);
         assert!(matches!(read_answer(&packet, 7, "web", Qtype::A), Err(Error::Malformed(_))));
         // An owner name that loops, or points past the end.
         for owner in [[0xC0, 0x1E], [0xC3, 0xFF]] {
-            let mut packet = header(7, RESPONSE, [1, 1, 0, 0]);
-            question(&mut packet, "web.test", TYPE_A);
-            record(&mut packet, &owner, TYPE_A, CLASS_IN, &[10, 0, 0, 1]);
+            let mut packet = header(7, ANSWER, [1, 1, 0, 0]);
+            question(&mut packet, "web.test", packets::A);
+            record(&mut packet, &owner, packets::A, &[10, 0, 0, 1]);
             assert!(matches!(read_answer(&packet, 7, "web.test", Qtype::A), Err(Error::Malformed(_))), "{owner:?}");
         }
         // A name longer than 255 octets.
-        let mut packet = header(7, RESPONSE, [1, 1, 0, 0]);
-        question(&mut packet, "web.test", TYPE_A);
-        let long = wire(&format!("{0}.{0}.{0}.{0}.abcdefgh", "x".repeat(63)));
-        record(&mut packet, &long, TYPE_A, CLASS_IN, &[10, 0, 0, 1]);
+        let mut packet = header(7, ANSWER, [1, 1, 0, 0]);
+        question(&mut packet, "web.test", packets::A);
+        let long = wire_name(&format!("{0}.{0}.{0}.{0}.abcdefgh", "x".repeat(63)));
+        record(&mut packet, &long, packets::A, &[10, 0, 0, 1]);
         assert!(matches!(read_answer(&packet, 7, "web.test", Qtype::A), Err(Error::Malformed(_))));
     }
 
     #[test]
     fn ptr_names_are_read_as_they_are() {
-        let mut packet = header(7, RESPONSE, [1, 2, 0, 0]);
-        question(&mut packet, "9.0.0.10.in-addr.arpa", TYPE_PTR);
-        record(&mut packet, &AT_QNAME, TYPE_PTR, CLASS_IN, &wire("Web-1.net"));
-        record(&mut packet, &AT_QNAME, TYPE_PTR, CLASS_IN, b"\x04a b.\x00");
-        record(&mut packet, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 1]);
+        let mut packet = header(7, ANSWER, [1, 2, 0, 0]);
+        question(&mut packet, "9.0.0.10.in-addr.arpa", packets::PTR);
+        record(&mut packet, &AT_QNAME, packets::PTR, &wire_name("Web-1.net"));
+        record(&mut packet, &AT_QNAME, packets::PTR, b"\x04a b.\x00");
+        record(&mut packet, &AT_QNAME, packets::A, &[10, 0, 0, 1]);
         packet[7] = 3;
         let answer = read_answer(&packet, 7, "9.0.0.10.in-addr.arpa", Qtype::PTR).unwrap();
         assert_eq!(answer.names, ["Web-1.net", "a\\ b\\."]);
@@ -461,15 +415,15 @@ mod tests {
 
     #[test]
     fn srv_records_and_their_glue() {
-        let mut packet = header(7, RESPONSE, [1, 2, 0, 2]);
-        question(&mut packet, "_epmd._tcp.web.test", TYPE_SRV);
+        let mut packet = header(7, ANSWER, [1, 2, 0, 2]);
+        question(&mut packet, "_epmd._tcp.web.test", packets::SRV);
         let mut rdata = vec![0, 10, 0, 5, 0x11, 0x11];
-        rdata.extend_from_slice(&wire("web-0.web.test"));
+        rdata.extend_from_slice(&wire_name("web-0.web.test"));
         let target_at = packet.len() + 12 + 6; // the first SRV's target, after its owner, header, numbers
-        record(&mut packet, &AT_QNAME, TYPE_SRV, CLASS_IN, &rdata);
-        record(&mut packet, &AT_QNAME, TYPE_SRV, CLASS_IN, &[0, 20, 0, 0, 0x11, 0x11, 0]);
-        record(&mut packet, &[0xC0, target_at as u8], TYPE_A, CLASS_IN, &[10, 0, 0, 10]);
-        record(&mut packet, b"\x05OTHER\x00", TYPE_AAAA, CLASS_IN, &[0xfd; 16]);
+        record(&mut packet, &AT_QNAME, packets::SRV, &rdata);
+        record(&mut packet, &AT_QNAME, packets::SRV, &[0, 20, 0, 0, 0x11, 0x11, 0]);
+        record(&mut packet, &[0xC0, target_at as u8], packets::A, &[10, 0, 0, 10]);
+        record(&mut packet, b"\x05OTHER\x00", packets::AAAA, &[0xfd; 16]);
         let answer = read_answer(&packet, 7, "_epmd._tcp.web.test", Qtype::SRV).unwrap();
         assert_eq!(answer.services, [(10, 5, 4369, "web-0.web.test".to_string()), (20, 0, 4369, String::new())]);
         assert_eq!(answer.glue[0], ("web-0.web.test".to_string(), "10.0.0.10".parse().unwrap()));
@@ -479,9 +433,9 @@ mod tests {
 
     #[test]
     fn malformed_lengths_are_errors_not_panics() {
-        let mut good = header(7, RESPONSE, [1, 1, 0, 0]);
-        question(&mut good, "web.test", TYPE_A);
-        record(&mut good, &AT_QNAME, TYPE_A, CLASS_IN, &[10, 0, 0, 1]);
+        let mut good = header(7, ANSWER, [1, 1, 0, 0]);
+        question(&mut good, "web.test", packets::A);
+        record(&mut good, &AT_QNAME, packets::A, &[10, 0, 0, 1]);
         // Every prefix of a good answer, and every single-byte change of it.
         for len in 0..good.len() {
             assert!(read_answer(&good[..len], 7, "web.test", Qtype::A).is_err(), "prefix {len}");
@@ -515,7 +469,7 @@ mod tests {
             counts in any::<[u8; 4]>(),
             which in 0usize..4,
         ) {
-            let (qtype, code) = [(Qtype::A, TYPE_A), (Qtype::AAAA, TYPE_AAAA), (Qtype::PTR, TYPE_PTR), (Qtype::SRV, TYPE_SRV)][which];
+            let (qtype, code) = [(Qtype::A, packets::A), (Qtype::AAAA, packets::AAAA), (Qtype::PTR, packets::PTR), (Qtype::SRV, packets::SRV)][which];
             let mut packet = header(7, flags | 0x8000, counts.map(u16::from));
             question(&mut packet, "web.test", code);
             packet.extend_from_slice(&tail);

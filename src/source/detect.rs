@@ -4,33 +4,54 @@
 //! asks Docker's embedded DNS for the PTR of the local addresses; step 7 is the local source.
 //!
 //! Each platform file says whether its signal is there (`detect`); this file only keeps the
-//! order and hands over to the first that answers. A platform named by `--source` never comes
-//! here.
+//! order and hands over to the first that answers, with what its detection fetched
+//! ([`Detected`]), so that nothing is kept aside between detecting and identifying. A platform
+//! named by `--source` never comes here.
 
-use super::{Context, Identity, Platform, docker, fly, identify_as, kubernetes, local, nomad, rancher};
+use serde_json::Value;
+
+use super::{Context, Identity, Platform, docker, ecs, fly, identify_as, kubernetes, local, nomad, rancher};
 use crate::exit::Fail;
 
-type Detect = fn(&Context<'_>) -> Option<String>;
+/// What a platform's signal showed: why, and what detection already fetched from the platform
+/// (ECS's container answer), handed to its source so that identifying does not ask again.
+#[derive(Debug)]
+pub struct Detected {
+    pub evidence: String,
+    pub fetched: Option<Value>,
+}
+
+impl Detected {
+    /// A signal that fetched nothing: only its evidence.
+    fn because(evidence: String) -> Detected {
+        Detected { evidence, fetched: None }
+    }
+}
+
+type Detect = fn(&Context<'_>) -> Option<Detected>;
 
 /// Steps 1–5: the platforms known from their signal alone, in order.
 const BY_SIGNAL: [(Platform, Detect); 5] = [
-    (Platform::Fly, fly::detect),
-    (Platform::Ecs, super::ecs::detect),
-    (Platform::Nomad, nomad::detect),
-    (Platform::Kubernetes, kubernetes::detect),
-    (Platform::Rancher, rancher::detect),
+    (Platform::Fly, |ctx| fly::detect(ctx).map(Detected::because)),
+    (Platform::Ecs, ecs::detect),
+    (Platform::Nomad, |ctx| nomad::detect(ctx).map(Detected::because)),
+    (Platform::Kubernetes, |ctx| kubernetes::detect(ctx).map(Detected::because)),
+    (Platform::Rancher, |ctx| rancher::detect(ctx).map(Detected::because)),
 ];
 
-/// The first of steps 1–5 whose signal is there, and its evidence.
-fn by_signal(ctx: &Context<'_>) -> Option<(Platform, String)> {
-    BY_SIGNAL.iter().find_map(|(platform, detect)| detect(ctx).map(|why| (*platform, why)))
+/// The first of steps 1–5 whose signal is there, and what it showed.
+fn by_signal(ctx: &Context<'_>) -> Option<(Platform, Detected)> {
+    BY_SIGNAL.iter().find_map(|(platform, detect)| detect(ctx).map(|found| (*platform, found)))
 }
 
 /// Steps 1–7: the identity from the first platform found.
 pub fn detect(ctx: &Context<'_>) -> Result<Identity, Fail> {
-    if let Some((platform, why)) = by_signal(ctx) {
-        log::debug!("--source auto: {platform}, because {why}");
-        return identify_as(platform, ctx);
+    if let Some((platform, found)) = by_signal(ctx) {
+        log::debug!("--source auto: {platform}, because {}", found.evidence);
+        return match (platform, found.fetched) {
+            (Platform::Ecs, fetched) => ecs::identify_with(ctx, fetched),
+            (platform, _) => identify_as(platform, ctx),
+        };
     }
     if let Some(identity) = docker::look(ctx, docker::Bound::Auto, None)? {
         log::debug!("--source auto: {}, because {}", identity.platform, identity.evidence);
@@ -49,7 +70,6 @@ mod tests {
     use std::collections::BTreeMap;
     use std::ffi::OsString;
     use std::path::Path;
-    use std::time::Instant;
 
     /// Which of steps 1–5 answers for these variables and files.
     fn detected(vars: &[(&str, &str)], files: &[&str]) -> Option<Platform> {
@@ -58,8 +78,7 @@ mod tests {
         let env = move |name: &str| vars.get(name).cloned();
         let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
         let read = move |path: &Path| files.iter().any(|f| Path::new(f) == path).then(|| "default\n".to_string());
-        let ctx =
-            Context { config: &config, env: &env, read_file: &read, started: Instant::now(), deadline: Instant::now() };
+        let ctx = Context::injected(&config, &env, &read);
         by_signal(&ctx).map(|(platform, _)| platform)
     }
 

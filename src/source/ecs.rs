@@ -11,16 +11,16 @@
 //! Peers come only from `--peer-query` (a Cloud Map name): this source names no query.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use serde_json::Value;
 
-use super::rancher::Client;
+use super::detect::Detected;
 use super::{Context, Identity, Platform};
 use crate::cli::check_name;
 use crate::exit::{Exit, Fail};
+use crate::http::{self, Client, escape_prefix};
 use crate::wait::{self, AttemptError};
 
 /// The variables the ECS agent sets, v4 first.
@@ -28,9 +28,6 @@ const URI_VARIABLES: [&str; 2] = ["ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINE
 
 /// Under `--source auto`, an endpoint that refuses, times out or fails (5xx) is asked this long.
 const AUTO_WAIT: Duration = Duration::from_secs(2);
-
-/// The container answer detection got, so that identifying does not ask again.
-static CONTAINER: OnceLock<Value> = OnceLock::new();
 
 /// The endpoint's variable and URI.
 fn endpoint(ctx: &Context<'_>) -> Option<(&'static str, String)> {
@@ -44,16 +41,17 @@ fn ask_container(client: &Client, uri: &str, deadline: Instant) -> Result<Value,
         Ok(answer) if is_container(&answer) => Ok(answer),
         Ok(answer) => Err(AttemptError::Invalid(anyhow!(
             "GET {uri}: the answer is not ECS container JSON (no Networks list): {}",
-            super::rancher::escape_prefix(answer.to_string().as_bytes())
+            escape_prefix(answer.to_string().as_bytes())
         ))),
-        Err(AttemptError::Unavailable(e)) if format!("{e:#}").ends_with("HTTP 404") => Err(AttemptError::Invalid(e)),
+        Err(AttemptError::Unavailable(e)) if http::Status::is(&e, 404) => Err(AttemptError::Invalid(e)),
         Err(e) => Err(e),
     }
 }
 
-/// Step 2 of `--source auto`: the variable is set and its endpoint answers container JSON.
-/// Unreachable endpoints are asked for at most 2 s, then detection goes on with a warning.
-pub fn detect(ctx: &Context<'_>) -> Option<String> {
+/// Step 2 of `--source auto`: the variable is set and its endpoint answers container JSON,
+/// which is handed on to [`identify_with`] so that identifying does not ask again. Unreachable
+/// endpoints are asked for at most 2 s, then detection goes on with a warning.
+pub fn detect(ctx: &Context<'_>) -> Option<Detected> {
     let (name, uri) = endpoint(ctx)?;
     let client = Client::new();
     let deadline = (Instant::now() + AUTO_WAIT).min(ctx.deadline);
@@ -67,8 +65,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
     });
     match asked {
         Ok(Some(answer)) => {
-            let _ = CONTAINER.set(answer);
-            Some(format!("{name} answers container JSON"))
+            Some(Detected { evidence: format!("{name} answers container JSON"), fetched: Some(answer) })
         }
         Ok(None) => None,
         Err(last) => {
@@ -80,6 +77,11 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
 
 /// The container's address (`--ip` wins without a look at the networks) and the service.
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
+    identify_with(ctx, None)
+}
+
+/// [`identify`], from the container answer detection got if it got one.
+pub fn identify_with(ctx: &Context<'_>, detected: Option<Value>) -> Result<Identity, Fail> {
     let Some((name, uri)) = endpoint(ctx) else {
         return Err(Fail::new(
             Exit::Config,
@@ -87,8 +89,8 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         ));
     };
     let client = Client::new();
-    let container = match CONTAINER.get() {
-        Some(answer) => answer.clone(),
+    let container = match detected {
+        Some(answer) => answer,
         None => wait::retry("ECS metadata", ctx.started, ctx.deadline, |_| {
             match client.get_json(&uri, ctx.deadline) {
                 // Without Networks the answer is judged below: a 78, not a wait.

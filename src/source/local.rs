@@ -4,7 +4,10 @@
 //! the kernel's routing table in /proc, so no packet is sent and no DNS is asked), else the first
 //! address that is not loopback or link-local. The service is `--service`, else the host name;
 //! the peer query is the service name. The local addresses, with their interface and prefix
-//! length, are [`addresses`]: the Docker sources pick among them too.
+//! length, are [`addresses`]: the Docker sources pick among them too. Which addresses other nodes
+//! can reach at all is [`reachable`]'s to say, here because local addresses are its first use;
+//! Rancher's `primary_ip` check asks it too. Left to others: the overrides (`super`) and any
+//! address a platform names.
 
 use std::fs;
 use std::net::IpAddr;
@@ -80,7 +83,7 @@ pub fn addresses() -> Result<Vec<Address>, Fail> {
             };
             Some(Address { interface: ifa.interface_name, ip, prefix: prefix as u8 })
         })
-        .filter(|a| usable(a.ip))
+        .filter(|a| reachable(a.ip))
         .collect())
 }
 
@@ -115,8 +118,16 @@ pub fn detect_ip() -> Result<(IpAddr, String), Fail> {
     })
 }
 
-fn usable(ip: IpAddr) -> bool {
-    super::rancher::reachable(ip)
+/// Whether other nodes can reach `ip`: not unspecified, loopback, link-local, multicast or
+/// broadcast. An IPv4-mapped IPv6 address is judged as the IPv4 address it maps. The local
+/// addresses are filtered by it, and so are the addresses Rancher's metadata names.
+pub fn reachable(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let special = match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.is_multicast(),
+    };
+    !(ip.is_unspecified() || ip.is_loopback() || special)
 }
 
 /// The interface holding the IPv4 default route (docker_gwbridge's, in a Swarm task), if any.
@@ -200,8 +211,8 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0
 
     #[test]
     fn usable_addresses() {
-        assert!(usable("10.0.0.1".parse().unwrap()) && usable("fd00::1".parse().unwrap()));
-        assert!(!usable("127.0.0.1".parse().unwrap()) && !usable("fe80::1".parse().unwrap()));
-        assert!(!usable("169.254.3.3".parse().unwrap()));
+        assert!(reachable("10.0.0.1".parse().unwrap()) && reachable("fd00::1".parse().unwrap()));
+        assert!(!reachable("127.0.0.1".parse().unwrap()) && !reachable("fe80::1".parse().unwrap()));
+        assert!(!reachable("169.254.3.3".parse().unwrap()));
     }
 }

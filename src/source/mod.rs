@@ -17,6 +17,10 @@
 //! the platform's DNS names services, the peer query follows it), `--peer-query`, and an inherited
 //! `DNS_CLUSTER_QUERY` standing in for `--peer-query`; and `--name-by hostname`'s need of a FQDN.
 //! Kubernetes' source reads `--service` itself: its query needs the namespace it found.
+//!
+//! It also maps `--source` to its [`Platform`] (a test binds the two enums) and makes the
+//! [`Context`] a source reads. Left to the platform files: everything a platform's own signal,
+//! variables and metadata say.
 
 pub mod compose;
 pub mod detect;
@@ -97,6 +101,9 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// A variable of the environment rancher-boot was started with.
     pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    /// The names of all its variables, for a source whose variable names are the user's (Nomad's
+    /// port labels); their values are read through `env`.
+    pub env_names: &'a dyn Fn() -> Vec<OsString>,
     /// The text of a file, `None` when it cannot be read.
     pub read_file: &'a dyn Fn(&Path) -> Option<String>,
     pub started: Instant,
@@ -108,14 +115,38 @@ fn process_env(name: &str) -> Option<OsString> {
     std::env::var_os(name)
 }
 
+fn process_env_names() -> Vec<OsString> {
+    std::env::vars_os().map(|(name, _)| name).collect()
+}
+
 fn real_file(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
+}
+
+#[cfg(test)]
+impl<'a> Context<'a> {
+    /// For tests: the environment and files given, started now, with no time left.
+    pub(crate) fn injected(
+        config: &'a Config,
+        env: &'a dyn Fn(&str) -> Option<OsString>,
+        read_file: &'a dyn Fn(&Path) -> Option<String>,
+    ) -> Context<'a> {
+        let now = Instant::now();
+        Context { config, env, env_names: &Vec::new, read_file, started: now, deadline: now }
+    }
 }
 
 impl<'a> Context<'a> {
     /// The real environment and file system.
     pub fn new(config: &'a Config, started: Instant) -> Context<'a> {
-        Context { config, env: &process_env, read_file: &real_file, started, deadline: started + config.timeout }
+        Context {
+            config,
+            env: &process_env,
+            env_names: &process_env_names,
+            read_file: &real_file,
+            started,
+            deadline: started + config.timeout,
+        }
     }
 
     /// A variable that is set, not empty and UTF-8.
@@ -277,8 +308,7 @@ mod tests {
         let vars: Vec<(String, OsString)> = vars.iter().map(|(k, v)| (k.to_string(), v.into())).collect();
         let env = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let read = |_: &Path| None;
-        let ctx =
-            Context { config: &config, env: &env, read_file: &read, started: Instant::now(), deadline: Instant::now() };
+        let ctx = Context::injected(&config, &env, &read);
         let identity = apply_overrides(found(platform), &ctx).map_err(|f| f.to_string())?;
         let exported = exported_query(&identity, &ctx).map(str::to_string);
         Ok((identity, exported))
@@ -314,6 +344,36 @@ mod tests {
         // An empty variable is not set.
         let (id, _) = applied(&[], &[("DNS_CLUSTER_QUERY", "")], Platform::Swarm).unwrap();
         assert_eq!(id.peer_query.as_deref(), Some("tasks.hello"));
+    }
+
+    /// `cli::Source` and `Platform` are two enums kept in step: each `--source` value but `auto`
+    /// names the platform of the same name, and every platform has its `--source` value.
+    #[test]
+    fn every_source_names_the_platform_of_its_name_and_every_platform_has_one() {
+        use clap::ValueEnum;
+        // Exhaustive on purpose: a new platform does not compile until it is listed here.
+        let position = |platform: Platform| match platform {
+            Platform::Rancher => 0,
+            Platform::Kubernetes => 1,
+            Platform::Ecs => 2,
+            Platform::Nomad => 3,
+            Platform::Fly => 4,
+            Platform::Swarm => 5,
+            Platform::Compose => 6,
+            Platform::Local => 7,
+        };
+        let mut named_platforms = BTreeSet::new();
+        for source in Source::value_variants() {
+            let value = source.to_possible_value().unwrap();
+            match named(*source) {
+                None => assert_eq!(value.get_name(), "auto"),
+                Some(platform) => {
+                    assert_eq!(platform.name(), value.get_name());
+                    assert!(named_platforms.insert(position(platform)), "{platform} named twice");
+                }
+            }
+        }
+        assert_eq!(named_platforms, (0..8).collect(), "a platform that no --source value names");
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         Some(ip) => (ip, "--ip given".to_string()),
         None => {
             // The labels are the user's: every variable of the environment is looked at.
-            let vars: Vec<(String, String)> = std::env::vars_os()
-                .filter_map(|(name, _)| name.into_string().ok())
+            let vars: Vec<(String, String)> = (ctx.env_names)()
+                .into_iter()
+                .filter_map(|name| name.into_string().ok())
                 .filter(|name| name.starts_with("NOMAD_"))
                 .filter_map(|name| ctx.var(&name).map(|value| (name, value)))
                 .collect();

@@ -4,180 +4,30 @@
 //!
 //! The metadata service is often not ready when a container starts (no DNS name yet, 404 until
 //! the server reloads, an empty 200, the IP assigned late), so every failure short of the deadline
-//! is retried. Answers are judged by status code and by parsing, never by Content-Type or body
-//! text. Each request is bounded (connect 2 s, whole request 5 s, body 64 KiB), follows no
-//! redirect and uses no proxy. The retry loop is [`crate::wait`]'s, shared with every source and
-//! with `--wait-peers`. Detection (`--source auto`, step 5) asks no metadata: an explicit URL, a
+//! is retried. Detection (`--source auto`, step 5) asks no metadata: an explicit URL, a
 //! resolv.conf naming Rancher's link-local DNS, or the metadata host name resolving within 250 ms.
+//!
+//! This file owns Rancher's side: which URL to ask (and the link-local fallback), what
+//! `self/container` and `self/service` must hold, and the `primary_ip` rules. Left to others: the
+//! request itself, its bounds and what its failures mean ([`crate::http`], shared with ECS), the
+//! retry loop ([`crate::wait`], shared with every source and with `--wait-peers`), and which
+//! addresses other nodes can reach ([`super::local::reachable`]).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use serde_json::Value;
-use ureq::http::Uri;
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::{Context, Identity, Platform};
 use crate::cli::{DEFAULT_METADATA_URL, check_name};
 use crate::exit::Fail;
+use crate::http::{Client, escape_prefix};
 use crate::wait::{AttemptError, retry};
 
 /// What Rancher's own components use when the metadata name does not resolve.
 pub const LINK_LOCAL_METADATA_URL: &str = "http://169.254.169.250/2016-07-29";
-
-/// A DNS server that does not answer (Rancher's, early) must not hold an attempt for the C
-/// library's 5 s: after this long the next attempt goes to the link-local address.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const BODY_LIMIT: u64 = 64 * 1024;
-/// How many addresses ureq's `ResolvedSocketAddrs` holds (its `MAX_ADDRS`, not exported).
-const RESOLVED_MAX: usize = 16;
-
-/// An HTTP client for metadata: no proxy, no redirects, bounded in time and size.
-#[derive(Debug)]
-pub struct Client {
-    agent: ureq::Agent,
-}
-
-impl Client {
-    pub fn new() -> Self {
-        let config = ureq::Agent::config_builder()
-            .proxy(None)
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_resolve(Some(RESOLVE_TIMEOUT))
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            // An answer is a few hundred bytes: ureq's 128 KiB defaults cost more to zero than the
-            // whole request takes (half of a boot's instructions, measured with callgrind).
-            .input_buffer_size(4 * 1024)
-            .output_buffer_size(1024)
-            .build();
-        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), OwnResolver);
-        Client { agent }
-    }
-
-    /// One `GET url` with `Accept: application/json`, bounded by `deadline` too. A 200 with an
-    /// empty body (a JSON null) is `Ok(Value::Null)`.
-    pub fn get_json(&self, url: &str, deadline: Instant) -> Result<Value, AttemptError> {
-        let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-        let response = self
-            .agent
-            .get(url)
-            .header("Accept", "application/json")
-            .config()
-            .timeout_global(Some(REQUEST_TIMEOUT.min(remaining)))
-            .build()
-            .call();
-        let mut response = match response {
-            Ok(response) => response,
-            Err(e) if is_name_resolution_failure(&e) => {
-                return Err(AttemptError::NameNotResolved(anyhow!(
-                    "GET {url}: host name does not resolve ({})",
-                    describe_http_error(&e)
-                )));
-            }
-            Err(e) => return Err(AttemptError::Unavailable(anyhow!("GET {url}: {}", describe_http_error(&e)))),
-        };
-        let status = response.status();
-        if status != 200 {
-            return Err(AttemptError::Unavailable(anyhow!("GET {url}: HTTP {}", status.as_u16())));
-        }
-        let body = response.body_mut().with_config().limit(BODY_LIMIT).read_to_vec().map_err(|e| {
-            AttemptError::Unavailable(anyhow!("GET {url}: reading the answer: {}", describe_http_error(&e)))
-        })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            AttemptError::Invalid(anyhow!("GET {url}: answer is not JSON ({e}): {}", escape_prefix(&body)))
-        })
-    }
-}
-
-impl Default for Client {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// [`OwnResolver`] says `HostNotFound` for a name without addresses and a resolve timeout for a
-/// look that failed (no answer, a server failure); either way the name did not resolve.
-fn is_name_resolution_failure(error: &ureq::Error) -> bool {
-    matches!(error, ureq::Error::HostNotFound | ureq::Error::Timeout(ureq::Timeout::Resolve))
-}
-
-/// Takes an IP literal as it is; a name goes through rancher-boot's own resolver
-/// ([`crate::dns::host_addresses`]: /etc/hosts, then DNS as resolv.conf says), on the calling
-/// thread, bounded by [`RESOLVE_TIMEOUT`] and the request's own timeout.
-///
-/// Why not the C library's: ureq runs getaddrinfo on a thread per request once a timeout is set,
-/// and that thread can outlive the boot; and musl's resolver, which the static binary has, waits
-/// out its whole timeout when the network cannot be reached (in an empty network namespace,
-/// `sendto` says ENETUNREACH), where glibc fails at once. Ours fails at once under either, so a
-/// metadata name that cannot resolve costs an attempt, not 2 s, on every libc.
-#[derive(Debug)]
-struct OwnResolver;
-
-impl Resolver for OwnResolver {
-    fn resolve(
-        &self,
-        uri: &Uri,
-        _config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(80);
-        let mut addresses = self.empty();
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            addresses.push(SocketAddr::new(ip, port));
-            return Ok(addresses);
-        }
-        let bound = match timeout.after {
-            ureq::unversioned::transport::time::Duration::Exact(after) => after.min(RESOLVE_TIMEOUT),
-            ureq::unversioned::transport::time::Duration::NotHappening => RESOLVE_TIMEOUT,
-        };
-        let found = match crate::dns::host_addresses(host, None, Instant::now() + bound) {
-            Ok(found) => found,
-            Err(crate::dns::Miss::NoAddresses(why)) => {
-                log::debug!("{host}: {why}");
-                return Err(ureq::Error::HostNotFound);
-            }
-            Err(crate::dns::Miss::Failed(e)) => {
-                log::debug!("{host}: {e:#}");
-                return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
-            }
-        };
-        // IPv4 first, as getaddrinfo sorts for a host without IPv6 routes; ureq tries them in order.
-        for ip in found.into_iter().take(RESOLVED_MAX) {
-            addresses.push(SocketAddr::new(ip, port));
-        }
-        Ok(addresses)
-    }
-}
-
-fn describe_http_error(error: &ureq::Error) -> String {
-    match error {
-        ureq::Error::Io(io) => crate::exec::describe_io_error(io),
-        ureq::Error::BodyExceedsLimit(limit) => format!("answer larger than {limit} bytes"),
-        other => other.to_string(),
-    }
-}
-
-/// At most 80 bytes of untrusted text, escaped, for an error message.
-pub fn escape_prefix(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
-    let mut shown: String = text.escape_debug().collect();
-    if bytes.len() > 80 {
-        shown.push('…');
-    }
-    format!("\"{shown}\"")
-}
 
 /// One metadata key to ask, `{base}/{key}`. With the default base URL, a name that does not
 /// resolve sends the next attempt to the link-local address Rancher's own agents use, and back,
@@ -336,22 +186,12 @@ pub fn check_ip(text: &str) -> anyhow::Result<IpAddr> {
     let ip: IpAddr =
         text.parse().map_err(|_| anyhow!("primary_ip {} is not an IP address", escape_prefix(text.as_bytes())))?;
     let ip = ip.to_canonical();
-    if !reachable(ip) {
+    if !super::local::reachable(ip) {
         anyhow::bail!(
             "primary_ip {ip} is not an address other nodes can reach (unspecified, loopback, link-local, multicast or broadcast)"
         );
     }
     Ok(ip)
-}
-
-/// Whether other nodes can reach `ip` (see [`check_ip`]); used for local addresses too.
-pub fn reachable(ip: IpAddr) -> bool {
-    let ip = ip.to_canonical();
-    let special = match ip {
-        IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast() || v4.is_multicast(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.is_multicast(),
-    };
-    !(ip.is_unspecified() || ip.is_loopback() || special)
 }
 
 // Rancher's `self/service`, for `--peers metadata`.

@@ -3,16 +3,19 @@
 //! It lets images built for Rancher run on plain Docker or a laptop, and it is the metadata
 //! service of this project's integration tests and end-to-end demo. The program reads like a
 //! script: parse the flags, load the answers, block the stop signals and give them to one
-//! thread, bind, then serve from a pool of threads that each accept a connection and answer it
-//! (see `Pool`). HTTP is the minimum a metadata client needs (one request per connection,
-//! `Connection: close`), hand-written on std so the binary stays small and static.
+//! thread, bind, then serve each connection on a thread of its own. HTTP is the minimum a
+//! metadata client needs (one request per connection, `Connection: close`), hand-written on std
+//! so the binary stays small and static.
 //!
-//! `render.rs` owns the real server's rendering rules, `source.rs` the per-caller answers.
+//! This file owns the flags, the signals and what a request is answered (the fault knobs
+//! included). `http.rs` owns the HTTP, shared with the integration tests' scripted server;
+//! `render.rs` the real server's rendering rules; `source.rs` the per-caller answers.
 
+mod http;
 mod render;
 mod source;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,8 +104,6 @@ struct Cli {
     delay: Option<Duration>,
 }
 
-/// Largest request head (request line and headers) accepted; a metadata GET is tiny.
-const MAX_REQUEST: usize = 16 * 1024;
 /// A client that sends nothing for this long is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more are closed at once.
@@ -156,72 +157,27 @@ fn main() {
     let local = listener.local_addr().unwrap_or(cli.listen);
     eprintln!("fake-rancher-metadata: listening on {local}");
 
-    let pool = Arc::new(Pool {
+    // Connections being served; over MAX_CONNECTIONS a connection is closed at once.
+    let active = AtomicUsize::new(0);
+    let serving = Arc::clone(&server);
+    let accepting = http::serve_each_on_a_thread(
         listener,
-        server: Arc::clone(&server),
-        waiting: AtomicUsize::new(0),
-        active: AtomicUsize::new(0),
-    });
-    if (0..INITIAL_ACCEPTORS).filter(|_| Pool::spawn_acceptor(&pool)).count() == 0 {
+        || false,
+        move |stream, peer| {
+            if active.fetch_add(1, Ordering::SeqCst) < MAX_CONNECTIONS {
+                serve(&serving, &stream, peer);
+            }
+            active.fetch_sub(1, Ordering::SeqCst);
+        },
+    );
+    if accepting.is_err() {
         fail("failed to start a thread");
     }
     wait_for_signals(&signals, &server);
 }
 
-/// Stack of the acceptor threads: serving a request needs little.
-const ACCEPTOR_STACK: usize = 256 * 1024;
-/// Acceptors started with the server: two, so that even the first request spawns nothing.
-const INITIAL_ACCEPTORS: usize = 2;
-/// Size of each acceptor's request buffer (that of a `BufReader`).
+/// Size of a connection's request buffer (that of a `BufReader`).
 const READ_BUFFER: usize = 8 * 1024;
-
-/// Leader/followers: each thread blocks in `accept` on the shared listener and serves the
-/// connection it takes itself, so the common path spawns nothing. A thread that takes a
-/// connection when no other thread is left waiting in `accept` first spawns one more, so a
-/// slow client never holds up the others. Threads stay alive when idle (as many as the peak).
-#[derive(Debug)]
-struct Pool {
-    listener: TcpListener,
-    server: Arc<Server>,
-    /// Threads in (or on their way into) `accept`.
-    waiting: AtomicUsize,
-    /// Connections being served; over MAX_CONNECTIONS a connection is closed at once.
-    active: AtomicUsize,
-}
-
-impl Pool {
-    /// Start one more acceptor; false when the thread could not be created.
-    fn spawn_acceptor(pool: &Arc<Pool>) -> bool {
-        pool.waiting.fetch_add(1, Ordering::SeqCst);
-        let for_thread = Arc::clone(pool);
-        let spawned = std::thread::Builder::new().stack_size(ACCEPTOR_STACK).spawn(move || for_thread.accept_loop());
-        if spawned.is_err() {
-            pool.waiting.fetch_sub(1, Ordering::SeqCst);
-        }
-        spawned.is_ok()
-    }
-
-    /// Entered with this thread counted in `waiting`; never returns.
-    fn accept_loop(self: &Arc<Self>) -> ! {
-        // Buffers that live as long as the thread, so that a request reads and writes without
-        // allocating (musl's malloc would map and unmap them for each request).
-        let mut buffers = Buffers { input: vec![0; READ_BUFFER].into_boxed_slice(), output: Vec::new() };
-        loop {
-            let accepted = self.listener.accept();
-            let others_waiting = self.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
-            if let Ok((stream, peer)) = accepted {
-                if self.active.fetch_add(1, Ordering::SeqCst) < MAX_CONNECTIONS
-                    && (others_waiting > 0 || Pool::spawn_acceptor(self))
-                {
-                    serve(&self.server, &stream, peer, &mut buffers);
-                }
-                self.active.fetch_sub(1, Ordering::SeqCst);
-                drop(stream); // closes it, served or not
-            }
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
 
 fn fail(message: &str) -> ! {
     eprintln!("fake-rancher-metadata: error: {message}");
@@ -256,28 +212,21 @@ fn reload(server: &Server) {
     }
 }
 
-/// An acceptor's buffers, reused from one connection to the next.
-#[derive(Debug)]
-struct Buffers {
-    input: Box<[u8]>,
-    output: Vec<u8>,
-}
-
 /// One connection: one request, one answer, one log line.
-fn serve(server: &Server, stream: &TcpStream, peer: SocketAddr, buffers: &mut Buffers) {
+fn serve(server: &Server, stream: &TcpStream, peer: SocketAddr) {
     let caller = peer.ip().to_canonical();
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
-    let mut reader = Buffered { inner: stream, buf: &mut buffers.input, pos: 0, filled: 0 };
+    let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
 
-    let (method, target, answer) = match read_request(&mut reader) {
+    let (method, target, answer) = match http::read_request(&mut reader) {
         Ok(request) => {
             let format = render::negotiate(request.accept.as_deref());
             let answer = respond(server, caller, &request.method, &request.target, format);
             (request.method, request.target, answer)
         }
-        Err(RequestError::Closed) => return,
-        Err(RequestError::Bad(status, message)) => {
+        Err(http::RequestError::Closed) => return,
+        Err(http::RequestError::Bad(status, message)) => {
             ("-".to_string(), "-".to_string(), Answer::error(Format::Text, status, message))
         }
     };
@@ -290,104 +239,10 @@ fn serve(server: &Server, stream: &TcpStream, peer: SocketAddr, buffers: &mut Bu
     eprint!("{line}");
     // Head and body in one write: one segment for the client to wait for.
     let mut writer = stream;
-    encode_answer(&mut buffers.output, &answer, method == "HEAD");
-    let _ = writer.write_all(&buffers.output);
+    let mut output = Vec::new();
+    encode_answer(&mut output, &answer, method == "HEAD");
+    let _ = writer.write_all(&output);
     let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
-/// `BufReader` over a borrowed buffer: reads the same way, allocates nothing.
-#[derive(Debug)]
-struct Buffered<'a, R> {
-    inner: R,
-    buf: &'a mut [u8],
-    pos: usize,
-    filled: usize,
-}
-
-impl<R: Read> Read for Buffered<'_, R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: Read> BufRead for Buffered<'_, R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        if self.pos >= self.filled {
-            self.filled = self.inner.read(self.buf)?;
-            self.pos = 0;
-        }
-        Ok(&self.buf[self.pos..self.filled])
-    }
-
-    fn consume(&mut self, amount: usize) {
-        self.pos = (self.pos + amount).min(self.filled);
-    }
-}
-
-#[derive(Debug)]
-struct Request {
-    method: String,
-    target: String,
-    accept: Option<String>,
-}
-
-#[derive(Debug)]
-enum RequestError {
-    /// The client went away or sent nothing: nothing to answer.
-    Closed,
-    Bad(u16, &'static str),
-}
-
-/// Read the request head (bounded by MAX_REQUEST); a body is never read: metadata requests
-/// are GETs.
-fn read_request(reader: &mut impl BufRead) -> Result<Request, RequestError> {
-    let mut limited = reader.take(MAX_REQUEST as u64);
-    let mut lines = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        let n = limited.read_until(b'\n', &mut line).map_err(|_| RequestError::Closed)?;
-        if n == 0 {
-            return if lines.is_empty() {
-                Err(RequestError::Closed)
-            } else {
-                Err(RequestError::Bad(431, "Request Header Fields Too Large"))
-            };
-        }
-        if !line.ends_with(b"\n") {
-            return Err(RequestError::Bad(431, "Request Header Fields Too Large"));
-        }
-        let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
-        if text.is_empty() {
-            if lines.is_empty() {
-                continue; // tolerate a stray CRLF before the request line
-            }
-            break;
-        }
-        lines.push(text);
-    }
-    let mut request_line = lines[0].split(' ');
-    let (Some(method), Some(target), Some(version)) = (request_line.next(), request_line.next(), request_line.next())
-    else {
-        return Err(RequestError::Bad(400, "Bad Request"));
-    };
-    if !version.starts_with("HTTP/1.") || request_line.next().is_some() {
-        return Err(RequestError::Bad(400, "Bad Request"));
-    }
-    let accept: Vec<&str> = lines[1..]
-        .iter()
-        .filter_map(|h| h.split_once(':'))
-        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
-        .map(|(_, value)| value.trim())
-        .collect();
-    Ok(Request {
-        method: method.to_string(),
-        target: target.to_string(),
-        accept: if accept.is_empty() { None } else { Some(accept.join(", ")) },
-    })
 }
 
 fn respond(server: &Server, caller: IpAddr, method: &str, target: &str, format: Format) -> Answer {
@@ -438,19 +293,10 @@ fn respond(server: &Server, caller: IpAddr, method: &str, target: &str, format: 
 
 /// The whole HTTP answer, head and (unless `head_only`) body, into `out` (emptied first).
 fn encode_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool) {
-    let reason = match answer.status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    };
-    let extra = if answer.status == 200 { "Access-Control-Allow-Origin: *" } else { "X-Content-Type-Options: nosniff" };
+    let extra =
+        if answer.status == 200 { "Access-Control-Allow-Origin: *\r\n" } else { "X-Content-Type-Options: nosniff\r\n" };
     out.clear();
-    let (status, length) = (answer.status, answer.body.len());
-    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n");
-    let _ = write!(out, "Content-Length: {length}\r\n{extra}\r\nConnection: close\r\n\r\n");
+    http::head(out, answer.status, answer.body.len(), extra);
     if !head_only {
         out.extend_from_slice(answer.body.as_bytes());
     }
@@ -460,6 +306,7 @@ fn encode_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool) {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use http::{MAX_REQUEST, RequestError, read_request};
 
     #[test]
     fn cli_is_consistent() {
@@ -486,30 +333,6 @@ mod tests {
         assert!(matches!(read_request(&mut huge.as_bytes()), Err(RequestError::Bad(431, _))));
         assert!(matches!(read_request(&mut &b"nonsense\r\n\r\n"[..]), Err(RequestError::Bad(400, _))));
         assert!(matches!(read_request(&mut &b""[..]), Err(RequestError::Closed)));
-    }
-
-    #[test]
-    fn the_borrowed_buffer_reads_like_a_bufreader() {
-        // A client whose request arrives a few bytes at a time, read through a tiny buffer.
-        struct Trickle<'a>(&'a [u8]);
-        impl Read for Trickle<'_> {
-            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.0.len().min(out.len()).min(3);
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
-        let raw = b"\r\nGET /latest/self HTTP/1.1\r\nHost: x\r\naccept: application/json\r\n\r\n";
-        let mut buf = [0; 5];
-        let mut reader = Buffered { inner: Trickle(raw), buf: &mut buf, pos: 0, filled: 0 };
-        let request = read_request(&mut reader).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!((request.method.as_str(), request.target.as_str()), ("GET", "/latest/self"));
-        assert_eq!(request.accept.as_deref(), Some("application/json"));
-        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_REQUEST));
-        let mut buf = vec![0; READ_BUFFER];
-        let mut reader = Buffered { inner: huge.as_bytes(), buf: &mut buf, pos: 0, filled: 0 };
-        assert!(matches!(read_request(&mut reader), Err(RequestError::Bad(431, _))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A scripted DNS server on loopback (UDP and TCP on one port) for the answers no real server
-//! gives: each query is answered with whatever the test's script makes of it, byte for byte; and
-//! the pieces to hand-build those answers.
+//! gives: each query is answered with whatever the test's script makes of it, byte for byte. The
+//! pieces to hand-build those answers are the unit tests' own (`src/dns/packets.rs`, included
+//! here), so that the repository has one packet builder.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -12,6 +13,10 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::BIN;
+
+#[path = "../../../src/dns/packets.rs"]
+mod packets;
+pub use packets::{A, AAAA, ANSWER, AT_QNAME, CNAME, TC, answer_header, qtype, record, wire_name};
 
 /// What the server does with one query (the message, without TCP's length): the answer to send,
 /// or `None` to stay silent.
@@ -125,53 +130,6 @@ fn serve_tcp(mut stream: TcpStream, script: &Script) {
         let _ = stream.write_all(&length.to_be_bytes());
         let _ = stream.write_all(&answer);
     }
-}
-
-/// The query type of a query (the last question's type: there is one).
-pub fn qtype(query: &[u8]) -> u16 {
-    u16::from_be_bytes([query[query.len() - 4], query[query.len() - 3]])
-}
-
-pub const A: u16 = 1;
-pub const AAAA: u16 = 28;
-pub const CNAME: u16 = 5;
-/// Flags of an answer: QR, RD, RA; add TC (0x0200) or an rcode.
-pub const ANSWER: u16 = 0x8180;
-pub const TC: u16 = 0x0200;
-/// A pointer to the question's name, right after the header.
-pub const AT_QNAME: [u8; 2] = [0xC0, 12];
-
-/// An answer to `query`: its id, `flags`, the counts given, and the question as asked (or, with
-/// `question`, that question's wire bytes instead).
-pub fn answer_header(query: &[u8], flags: u16, counts: [u16; 3], question: Option<&[u8]>) -> Vec<u8> {
-    let mut packet = query[..2].to_vec();
-    packet.extend_from_slice(&flags.to_be_bytes());
-    packet.extend_from_slice(&1u16.to_be_bytes());
-    for count in counts {
-        packet.extend_from_slice(&count.to_be_bytes());
-    }
-    packet.extend_from_slice(question.unwrap_or(&query[12..]));
-    packet
-}
-
-/// A resource record of class IN, TTL 60.
-pub fn record(packet: &mut Vec<u8>, owner: &[u8], rtype: u16, rdata: &[u8]) {
-    packet.extend_from_slice(owner);
-    packet.extend_from_slice(&rtype.to_be_bytes());
-    packet.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-    packet.extend_from_slice(&u16::try_from(rdata.len()).expect("rdata length").to_be_bytes());
-    packet.extend_from_slice(rdata);
-}
-
-/// A name in wire format, uncompressed.
-pub fn wire_name(name: &str) -> Vec<u8> {
-    let mut wire = Vec::new();
-    for label in name.trim_end_matches('.').split('.').filter(|label| !label.is_empty()) {
-        wire.push(u8::try_from(label.len()).expect("label length"));
-        wire.extend_from_slice(label.as_bytes());
-    }
-    wire.push(0);
-    wire
 }
 
 /// rancher-boot in a private mount namespace whose /etc/resolv.conf is `resolv_conf`

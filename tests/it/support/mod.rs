@@ -1,5 +1,7 @@
 //! What every integration test needs: the built binaries, a clean command, temp dirs, polling,
-//! and an in-process metadata server whose every answer a test scripts (faults included).
+//! and an in-process metadata server whose every answer a test scripts (faults included). Its
+//! HTTP (a thread per connection, the request head, the answer's head) is fake-rancher-metadata's
+//! own, included from `src/bin/fake-rancher-metadata/http.rs`; what it answers is the script's.
 
 #![allow(dead_code)]
 
@@ -8,8 +10,12 @@ pub mod fake_dist;
 pub mod lan;
 pub mod vm;
 
+/// The HTTP of the metadata test servers, the fake's own (`src/bin/fake-rancher-metadata`).
+#[path = "../../../src/bin/fake-rancher-metadata/http.rs"]
+mod http;
+
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -209,16 +215,13 @@ impl MetadataServer {
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (r, s, l) = (requests.clone(), stop.clone(), log.clone());
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (r, s, l, script) = (r.clone(), s.clone(), l.clone(), script.clone());
-                thread::spawn(move || handle(stream, &r, &s, &l, &*script));
-            }
-        });
+        let stopped = stop.clone();
+        http::serve_each_on_a_thread(
+            listener,
+            move || stopped.load(Ordering::SeqCst),
+            move |stream, _| handle(stream, &r, &s, &l, &*script),
+        )
+        .expect("accept thread");
         MetadataServer { addr, requests, stop, log }
     }
 
@@ -251,31 +254,18 @@ fn handle(
     log: &Mutex<Vec<(Instant, String, String)>>,
     script: &Script,
 ) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut accept = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("accept:") {
-            accept = value.trim().to_string();
-        }
-    }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let Ok(request) = http::read_request(&mut BufReader::new(&stream)) else { return };
+    let (path, accept) = (request.target, request.accept.unwrap_or_default());
     let number = requests.fetch_add(1, Ordering::SeqCst) + 1;
     log.lock().expect("log").push((Instant::now(), path.clone(), accept));
     let mut stream = stream;
     let _ = match script(number, &path) {
-        Reply::Status(code, body) => write!(
-            stream,
-            "HTTP/1.1 {code} X\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
+        Reply::Status(code, body) => {
+            let mut answer = Vec::new();
+            http::head(&mut answer, code, body.len(), "");
+            answer.extend_from_slice(body.as_bytes());
+            stream.write_all(&answer)
+        }
         Reply::Raw(bytes) => stream.write_all(&bytes),
         Reply::Close => Ok(()),
         Reply::Hang => {
