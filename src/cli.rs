@@ -7,9 +7,9 @@
 //! which every container start runs, is parsed by `quick.rs` without building clap's command;
 //! clap parses everything else and is the reference that parser is tested against.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -18,6 +18,14 @@ use crate::exit::{Exit, Fail};
 use crate::fail;
 
 mod quick;
+mod tools;
+mod values;
+
+pub use tools::{DoctorArgs, ProbeArgs, ProbeLevel, Tool, ToolOptions};
+pub use values::{IpSpec, MAX_NODE_BASENAME, check_log_filter, check_name, check_node_basename, parse_duration};
+use values::{
+    LEVELS, address_in, basename_of, check_metadata_url, parse_boolish, parse_dns_server, parse_template_spec,
+};
 
 /// The metadata URL that Rancher 1.x containers reach through Rancher's DNS.
 pub const DEFAULT_METADATA_URL: &str = "http://rancher-metadata.rancher.internal/2016-07-29";
@@ -64,110 +72,6 @@ pub struct Cli {
     /// `probe` or `doctor` and its own options: what follows the word (see [`Cli::parse_args`]).
     #[arg(skip)]
     pub tool: Option<Tool>,
-}
-
-/// The commands that speak to running nodes, each with options of its own.
-#[derive(Debug)]
-pub enum Tool {
-    Probe(ProbeArgs),
-    Doctor(DoctorArgs),
-}
-
-impl Tool {
-    /// `-v`/`-q` given after the word.
-    fn verbosity(&self) -> (u8, u8) {
-        match self {
-            Tool::Probe(ProbeArgs { common, .. }) | Tool::Doctor(DoctorArgs { common, .. }) => {
-                (common.verbose, common.quiet)
-            }
-        }
-    }
-}
-
-/// When nodes don't connect: which link is broken, from both sides.
-///
-/// Checks this node (identity and evidence, names, interfaces, distribution flags, the cookie's
-/// source, its own VM at EPMD) and then every peer side by side: EPMD, the name registered, TCP
-/// to its port, the handshake, and whether the peer reaches this node back. One line per peer
-/// with a verdict and the fix. Exit 0 when all is well, 1 otherwise; 64 usage; 78 configuration.
-/// The boot's options go before the word `doctor`; it changes nothing on any node.
-#[derive(Debug, Parser)]
-#[command(name = "rancher-boot doctor", version)]
-pub struct DoctorArgs {
-    /// The same facts as one JSON object, for scripts
-    #[arg(long)]
-    pub json: bool,
-
-    /// Deadline for the whole run, however many peers
-    #[arg(long, env = "RANCHER_BOOT_DOCTOR_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    #[command(flatten)]
-    pub common: ToolOptions,
-}
-
-/// What `probe` and `doctor` share after their word.
-#[derive(Debug, Args)]
-pub struct ToolOptions {
-    /// Read the cookie from this file [default: --cookie-file before the word, the boot's, RELEASE_COOKIE, releases/COOKIE, ~/.erlang.cookie]
-    #[arg(long, value_name = "PATH")]
-    pub cookie_file: Option<PathBuf>,
-
-    /// More log output (repeat for more)
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-
-    /// Less log output (repeat for less)
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub quiet: u8,
-}
-
-/// Is the node healthy? Asks its EPMD, completes the handshake, calls it through `rex`.
-///
-/// With no --node, the node is this container's: the one the boot chose (its state file in the
-/// runtime dir), else the one a boot would choose with the options given before `probe`. After
-/// the word `probe`, --app names an OTP application and --timeout is the probe's own deadline
-/// (neither is the boot's). Exit 0 healthy; 1 unhealthy, with one line on stderr naming the node,
-/// the step and why; 64 usage; 78 configuration (no cookie, no node).
-#[derive(Debug, Parser)]
-#[command(
-    name = "rancher-boot probe",
-    version,
-    after_help = "Levels: epmd (the name is registered at its host's EPMD; needs no cookie), connect \
-                  (the handshake completes with the cookie), rpc (erlang:node() answers the name). \
-                  The cookie: --cookie-file (RANCHER_BOOT_COOKIE_FILE), the boot's, RELEASE_COOKIE, \
-                  a mix release's releases/COOKIE, $HOME/.erlang.cookie. ERL_EPMD_PORT is read as \
-                  erl reads it."
-)]
-pub struct ProbeArgs {
-    /// The node to probe (name@host) [default: this container's]
-    #[arg(long, env = "RANCHER_BOOT_PROBE_NODE", value_name = "NAME")]
-    pub node: Option<String>,
-
-    /// How far the probe goes
-    #[arg(long, env = "RANCHER_BOOT_PROBE_LEVEL", value_enum, default_value_t = ProbeLevel::Connect)]
-    pub level: ProbeLevel,
-
-    /// An OTP application that must be running, for a readiness probe (repeat; implies --level rpc)
-    #[arg(long = "app", env = "RANCHER_BOOT_PROBE_APPS", value_name = "APP", value_delimiter = ',')]
-    pub apps: Vec<String>,
-
-    /// Deadline for the whole probe (Kubernetes' default timeoutSeconds is 1)
-    #[arg(long, env = "RANCHER_BOOT_PROBE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    #[command(flatten)]
-    pub common: ToolOptions,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum ProbeLevel {
-    /// The name is registered at its host's EPMD
-    Epmd,
-    /// The distribution handshake completes with the cookie
-    Connect,
-    /// A call through rex answers
-    Rpc,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -487,40 +391,6 @@ pub fn describe_clap_error(error: &clap::Error, argv: &[OsString]) -> String {
     }
 }
 
-/// clap's boolean words (`BoolishValueParser`'s), with an error that lists them.
-fn parse_boolish(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "y" | "yes" | "t" | "true" | "on" | "1" => Ok(true),
-        "n" | "no" | "f" | "false" | "off" | "0" => Ok(false),
-        _ => Err("not a boolean (use 1/0, true/false, yes/no or on/off)".to_string()),
-    }
-}
-
-/// env_logger's levels, quietest first.
-const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-
-/// A log filter in env_logger's syntax: comma-separated `level` or `module=level` directives
-/// (an optional `/regex` after them). env_logger reads a bare word that is no level as a module
-/// name, so `warning` would silently show nothing of ours: refused, naming the levels.
-pub fn check_log_filter(filter: &str) -> anyhow::Result<()> {
-    let directives = filter.split_once('/').map_or(filter, |(directives, _)| directives);
-    let is_level = |word: &str| LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word.trim()));
-    for directive in directives.split(',').filter(|d| !d.trim().is_empty()) {
-        let ok = match directive.split_once('=') {
-            Some((module, level)) => !module.trim().is_empty() && is_level(level),
-            None => is_level(directive),
-        };
-        if !ok {
-            anyhow::bail!(
-                "--log (RANCHER_BOOT_LOG) {filter:?}: {:?} is not a level (one of {}; or module=level)",
-                directive.trim(),
-                LEVELS.join(", ")
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The log filter: `-v`/`-q` (before or after `probe`/`doctor`) win over RANCHER_BOOT_LOG. Those
 /// two log warnings and errors by default: their verdict is their own output, and a health
 /// check's output is read by people only when it fails.
@@ -764,186 +634,10 @@ impl Cli {
     }
 }
 
-/// `--ip`: an address, or a network whose one local address is the node's (on Swarm, a task
-/// with a health check is not in Docker's DNS before its first passing check, so its overlay
-/// address cannot be found by name: the overlay's subnet finds it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpSpec {
-    Address(IpAddr),
-    Network(IpAddr, u8),
-}
-
-impl std::str::FromStr for IpSpec {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<IpSpec, String> {
-        let bad = || format!("{text:?} is not an IP address or a network (10.0.8.0/24)");
-        match text.split_once('/') {
-            None => text.parse().map(IpSpec::Address).map_err(|_| bad()),
-            Some((ip, prefix)) => {
-                let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-                let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-                let width = if ip.is_ipv4() { 32 } else { 128 };
-                if prefix == 0 || prefix > width {
-                    return Err(bad());
-                }
-                Ok(IpSpec::Network(ip, prefix))
-            }
-        }
-    }
-}
-
-/// The one address of this machine in `net/prefix`: none or several is a 78 listing them.
-fn address_in(net: IpAddr, prefix: u8) -> Result<IpAddr, Fail> {
-    let addresses = crate::source::local::addresses()?;
-    let inside = |ip: IpAddr| match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            (a.to_bits() ^ n.to_bits()).checked_shr(32 - u32::from(prefix)).unwrap_or(0) == 0
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            (a.to_bits() ^ n.to_bits()).checked_shr(128 - u32::from(prefix)).unwrap_or(0) == 0
-        }
-        _ => false,
-    };
-    let found: Vec<&crate::source::local::Address> = addresses.iter().filter(|a| inside(a.ip)).collect();
-    match found.as_slice() {
-        [one] => {
-            log::debug!("--ip {net}/{prefix}: {} on {}", one.ip, one.interface);
-            Ok(one.ip)
-        }
-        _ => Err(fail!(
-            Exit::Config,
-            "--ip {net}/{prefix} (RANCHER_BOOT_IP): {} local addresses are in it ({}); name the network of exactly one",
-            found.len(),
-            addresses.iter().map(|a| format!("{} on {}", a.ip, a.interface)).collect::<Vec<_>>().join(", ")
-        )),
-    }
-}
-
-/// `/opt/app/bin/hello` → `hello`.
-fn basename_of(program: &OsStr) -> Result<String, Fail> {
-    let name = Path::new(program).file_name().unwrap_or(program);
-    match name.to_str() {
-        Some(name) if check_node_basename(name).is_ok() => Ok(name.to_string()),
-        _ => Err(fail!(
-            Exit::Usage,
-            "cannot use the file name of {:?} as a node name (allowed: letters, digits, '_', '-'); \
-             set --node-basename",
-            program
-        )),
-    }
-}
-
-/// The longest basename that always makes a valid node name: Erlang atoms (and so node names)
-/// hold at most 255 characters, and `@` plus the longest IPv6 address take 40 of them.
-pub const MAX_NODE_BASENAME: usize = 255 - 1 - 39;
-
-/// The name part of an Erlang node name: `[0-9A-Za-z_-]+`, at most [`MAX_NODE_BASENAME`] bytes.
-pub fn check_node_basename(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() {
-        anyhow::bail!("node basename is empty");
-    }
-    if name.len() > MAX_NODE_BASENAME {
-        anyhow::bail!(
-            "node basename is {} bytes long (at most {MAX_NODE_BASENAME}, so that basename@ip fits in an Erlang atom)",
-            name.len()
-        );
-    }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        anyhow::bail!(
-            "node basename {:?} holds {:?} (allowed: letters, digits, '_', '-')",
-            name.escape_debug().to_string(),
-            c
-        );
-    }
-    Ok(())
-}
-
-/// A Rancher service, stack or container name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63 bytes.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
-    let shown = || name.escape_debug().to_string();
-    if name.is_empty() {
-        anyhow::bail!("name is empty");
-    }
-    if name.len() > 63 {
-        anyhow::bail!("name \"{}\" is {} bytes long (at most 63)", shown(), name.len());
-    }
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-        anyhow::bail!("name \"{}\" is not of the form [A-Za-z0-9][A-Za-z0-9_.-]*", shown());
-    }
-    Ok(())
-}
-
-/// Accepts `http://host[:port]/path`; TLS is not built in (metadata is plain HTTP).
-fn check_metadata_url(url: &str) -> Result<String, Fail> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(fail!(Exit::Usage, "--metadata-url {url:?} must start with http:// (metadata is plain HTTP)"));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(fail!(Exit::Usage, "--metadata-url {url:?} has no host"));
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(fail!(Exit::Usage, "--metadata-url {:?} holds whitespace", url));
-    }
-    Ok(url.trim_end_matches('/').to_string())
-}
-
-/// `SRC[:DEST]`; DEST is relative to the runtime directory unless absolute.
-fn parse_template_spec(spec: &str, runtime_dir: &Path) -> Result<TemplateSpec, Fail> {
-    let (src, dest) = match spec.split_once(':') {
-        Some((src, dest)) => (src, Some(dest)),
-        None => (spec, None),
-    };
-    if src.is_empty() || dest == Some("") {
-        return Err(fail!(Exit::Usage, "--template {spec:?}: expected SRC or SRC:DEST"));
-    }
-    let src = PathBuf::from(src);
-    let dest = match dest {
-        Some(dest) => runtime_dir.join(dest),
-        None => {
-            let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let name = [".src", ".tmpl", ".template"]
-                .iter()
-                .find_map(|suffix| name.strip_suffix(suffix).filter(|n| !n.is_empty()))
-                .unwrap_or(name);
-            runtime_dir.join(name)
-        }
-    };
-    let vm_args = dest.file_name() == Some(OsStr::new("vm.args"));
-    Ok(TemplateSpec { src, dest, vm_args })
-}
-
-/// `500ms`, `60s`, `2m`, `1h`, or a bare number of seconds; decimals allowed (`1.5s`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (try 500ms, 60s or 2m)"))?;
-    let scale = match unit {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("{text:?} has an unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(number * scale).map_err(|e| format!("{text:?}: {e}"))
-}
-
-/// `IP` (port 53) or `IP:PORT`; IPv6 as `[::1]:53` or bare `::1`.
-fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    text.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("{text:?} is not an IP address or IP:PORT"))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::path::Path;
     use std::sync::{Mutex, PoisonError};
 
     static ENV_LOCK: Mutex<()> = Mutex::new(());
