@@ -295,7 +295,7 @@ lists_none() {
 check_mesh_keeper() {
     remove_services
     SEEN=()
-    local start=$EPOCHREALTIME pair c n
+    local start=$EPOCHREALTIME pair c n logs
     docker service create --detach --no-resolve-image --name "$SERVICE" --replicas 3 --network "$NET" \
         --publish "published=$PORT,target=4000" --label "$LABEL" \
         --secret "source=$SECRET,target=erlang_cookie" \
@@ -307,8 +307,10 @@ check_mesh_keeper() {
     for pair in "${TASKS[@]}"; do
         c=${pair%%=*}
         [[ $(exported "$c" RANCHER_BOOT_MESH_KEEPER) == on ]] || fail "task $c: RANCHER_BOOT_MESH_KEEPER is not on"
-        docker logs "$c" 2>&1 | grep -q "poller off (HELLO_POLLER=off)" || fail "task $c: the app's poller is not off"
-        docker logs "$c" 2>&1 | grep -q "mesh keeper on (every ${KEEPER_INTERVAL}s)" || fail "task $c: no keeper in the info line"
+        # The log read whole first: grep -q would end the pipe early, and pipefail call that a failure.
+        logs=$(docker logs "$c" 2>&1)
+        grep -qF "poller off (HELLO_POLLER=off)" <<<"$logs" || fail "task $c: the app's poller is not off"
+        grep -qF "mesh keeper on (every ${KEEPER_INTERVAL}s)" <<<"$logs" || fail "task $c: no keeper in the info line"
     done
     for n in 5 4; do
         start=$EPOCHREALTIME
