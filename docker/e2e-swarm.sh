@@ -379,7 +379,7 @@ check_doctor() {
     done
     [[ -n $old ]] || fail "no task with the stack's cookie left"
     # tasks.<service> lists the new task once it is healthy: poll the doctor until it names it.
-    wait_until 30 "the doctor of ${old%%=*} to name ${ODD#*=} cookie" doctor_names_cookie "${old%%=*}" "${ODD#*=}"
+    wait_until 30 "the doctor of ${old%%=*} to name ${ODD#*=} cookie" doctor_names_cookie "${old%%=*}" "${ODD#*=}" >/dev/null
     log "docker exec ${old%%=*} rancher-boot doctor (a peer with another cookie): exit 1"
     sed 's/^/    /' <<<"$DOCTOR_OUT" >&2
     ! grep -qF -e "$(cat "$TMP/cookie")" -e "$(cat "$TMP/cookie2")" <<<"$DOCTOR_OUT" || fail "the doctor printed a cookie"
