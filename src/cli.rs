@@ -53,10 +53,14 @@ const USAGE: &str = "rancher-boot [OPTIONS] -- PROGRAM [ARGS]...
     version,
     override_usage = USAGE,
     allow_external_subcommands = true,
-    after_help = "Every option can also be set by the variable shown in [env: ...]; the flag wins. \
+    after_help = "Two more commands speak to running nodes, with options of their own after the word: \
+                  `probe` (is the node healthy? a health check in a millisecond: rancher-boot probe --help) \
+                  and `doctor` (when nodes don't connect, which link is broken: rancher-boot doctor --help).\n\
+                  Every option can also be set by the variable shown in [env: ...]; the flag wins. \
                   The variables of --init, --mesh, --dry-run and --cookie-home take 1/0, true/false, yes/no or on/off.\n\
-                  Exit codes: 64 usage, 65 invalid metadata, 66 template missing, 69 metadata or peers \
-                  unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, 128+N signal."
+                  Exit codes: 1 unhealthy (probe, doctor), 64 usage, 65 invalid metadata, 66 template missing, \
+                  69 metadata or peers unavailable, 73 cannot write, 78 configuration, 126/127 cannot exec, \
+                  128+N signal."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -452,9 +456,12 @@ impl Cli {
                 // words before the command are the boot's options (to derive the identity), those
                 // after it its own.
                 let mut argv = argv;
-                let words = argv.split_off(i);
+                let mut words = argv.split_off(i);
                 let matches = options_only.try_get_matches_from(argv)?;
-                let tool = if words[0] == "probe" {
+                // Usage lines and errors name the whole command: `rancher-boot probe`.
+                let is_probe = words[0] == "probe";
+                words[0] = OsString::from(if is_probe { "rancher-boot probe" } else { "rancher-boot doctor" });
+                let tool = if is_probe {
                     Tool::Probe(ProbeArgs::try_parse_from(words)?)
                 } else {
                     Tool::Doctor(DoctorArgs::try_parse_from(words)?)
