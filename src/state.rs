@@ -207,12 +207,8 @@ pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail>
         tool: None,
     };
     let mut config = cli.into_config().map_err(|f| {
-        fail!(
-            Exit::Config,
-            "cannot tell which node this is: no boot runs with its state in {} and {:#}; give --node NAME",
-            options.runtime_dir.join(FILE_NAME).display(),
-            f.error
-        )
+        // The error says already that no boot's state was found, and where.
+        fail!(Exit::Config, "cannot tell which node this is: {:#}; or give --node NAME", f.error)
     })?;
     if let Some(state) = load_live(&config.runtime_dir) {
         // What is given on this command line still wins (--peer-query, --service, --ip).
