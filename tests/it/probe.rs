@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_dist::{self, Fake};
+use crate::support::test::Test;
 use crate::support::vm::{self, COOKIE, Vm};
 use crate::support::{assert_code, closed_port, rancher_boot, run, stderr, stdout, tempdir, wait_for};
 
@@ -167,22 +168,17 @@ fn no_cookie_anywhere_is_a_configuration_error() {
 
 #[test]
 fn usage_errors_are_64() {
-    for args in [
-        &["probe", "--node", "no-at-sign"][..],
-        &["probe", "--level", "deep"],
-        &["probe", "--timeout", "soon"],
-        &["probe", "--app", "a b"],
-        &["probe", "extra"],
-    ] {
-        let output = run(rancher_boot().args(args));
-        assert_code(&output, 64);
-    }
-    let help = run(rancher_boot().args(["probe", "--help"]));
-    assert_code(&help, 0);
+    Test::new().args(["probe", "--node", "no-at-sign"]).run().code(64).stderr_has("no '@'");
+    Test::new().args(["probe", "--level", "deep"]).run().code(64).stderr_has("epmd, connect, rpc");
+    Test::new().args(["probe", "--timeout", "soon"]).run().code(64).stderr_has("soon");
+    Test::new().args(["probe", "--app", "a b"]).run().code(64).stderr_has("not an application name");
+    Test::new().args(["probe", "extra"]).run().code(64).stderr_has("rancher-boot probe");
+    let help = Test::new().args(["probe", "--help"]).run().code(0).stdout_has("Usage: rancher-boot probe");
     for word in ["--level", "--app", "--timeout", "--node", "RANCHER_BOOT_PROBE_LEVEL", "ERL_EPMD_PORT"] {
-        assert!(stdout(&help).contains(word), "{word} not in probe --help");
+        assert!(help.stdout().contains(word), "{word} not in probe --help");
     }
-    assert!(stdout(&run(rancher_boot().arg("--help"))).contains("probe"), "the boot's --help names probe");
+    Test::new().args(["doctor", "--help"]).run().code(0).stdout_has("Usage: rancher-boot doctor");
+    Test::new().arg("--help").run().code(0).stdout_has("`probe`").stdout_has("`doctor`").stdout_has("1 unhealthy");
 }
 
 /// The boot remembers the node; a probe in the same container needs no option at all, and

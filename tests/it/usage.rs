@@ -6,6 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use crate::support::test::Test;
 use crate::support::{assert_code, closed_port, rancher_boot, run, stderr, stdout, tempdir, write_file};
 
 /// A local identity, no peers, the program `true`.
@@ -30,26 +31,30 @@ fn a_bad_peer_query_is_a_64_before_any_waiting() {
 
 #[test]
 fn wait_peers_with_peers_none_is_a_64_naming_both() {
-    let output = run(rancher_boot().args(LOCAL).args(["--peers", "none", "--wait-peers", "2", "--", "true"]));
-    assert_code(&output, 64);
-    let err = stderr(&output);
-    assert!(err.contains("--wait-peers 2") && err.contains("--peers none"), "{err}");
+    Test::new()
+        .args(LOCAL)
+        .args(["--peers", "none", "--wait-peers", "2", "--", "true"])
+        .run()
+        .code(64)
+        .stderr_has("--wait-peers 2")
+        .stderr_has("--peers none");
 }
 
 #[test]
 fn a_log_level_that_is_none_is_a_64_listing_the_levels() {
     for level in ["warning", "verbose"] {
-        let output = run(rancher_boot().env("RANCHER_BOOT_LOG", level).args(LOCAL).args(["--", "true"]));
-        assert_code(&output, 64);
-        let err = stderr(&output);
-        assert!(err.contains("RANCHER_BOOT_LOG") && err.contains(level), "{err}");
-        assert!(err.contains("off, error, warn, info, debug, trace"), "{err}");
+        Test::new()
+            .env("RANCHER_BOOT_LOG", level)
+            .args(LOCAL)
+            .args(["--", "true"])
+            .run()
+            .code(64)
+            .stderr_has(&format!("RANCHER_BOOT_LOG) \"{level}\""))
+            .stderr_has("off, error, warn, info, debug, trace");
     }
     // Levels, and env_logger's module=level, stay accepted.
     for filter in ["warn", "DEBUG", "rancher_boot=debug", "info,rancher_boot::dns=trace"] {
-        let output =
-            run(rancher_boot().env("RANCHER_BOOT_LOG", filter).args(LOCAL).args(["--peers", "none", "--", "true"]));
-        assert_code(&output, 0);
+        Test::new().env("RANCHER_BOOT_LOG", filter).args(LOCAL).args(["--peers", "none", "--", "true"]).run().code(0);
     }
 }
 

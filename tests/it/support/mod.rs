@@ -8,6 +8,7 @@
 pub mod dns;
 pub mod fake_dist;
 pub mod lan;
+pub mod test;
 pub mod vm;
 
 /// The HTTP of the metadata test servers, the fake's own (`src/bin/fake-rancher-metadata`).
