@@ -208,7 +208,7 @@ main() {
     start=$EPOCHREALTIME
     docker service create --detach --no-resolve-image --name "$SERVICE" --replicas 3 --network "$NET" \
         --publish "published=$PORT,target=4000" --label "$LABEL" \
-        --secret "source=$SECRET,target=erlang_cookie" \
+        --secret "source=$SECRET,target=erlang_cookie,mode=0400" \
         --env RANCHER_BOOT_COOKIE_FILE=/run/secrets/erlang_cookie \
         --stop-grace-period 10s "$HELLO_IMAGE" >/dev/null || fail "docker service create failed"
     step "service create, 3 replicas" 3 "$start"
@@ -298,7 +298,7 @@ check_mesh_keeper() {
     local start=$EPOCHREALTIME pair c n logs
     docker service create --detach --no-resolve-image --name "$SERVICE" --replicas 3 --network "$NET" \
         --publish "published=$PORT,target=4000" --label "$LABEL" \
-        --secret "source=$SECRET,target=erlang_cookie" \
+        --secret "source=$SECRET,target=erlang_cookie,mode=0400" \
         --env RANCHER_BOOT_COOKIE_FILE=/run/secrets/erlang_cookie \
         --env HELLO_POLLER=off --env RANCHER_BOOT_INIT=1 --env RANCHER_BOOT_MESH=1 \
         --env "RANCHER_BOOT_MESH_INTERVAL=${KEEPER_INTERVAL}s" \
@@ -366,7 +366,7 @@ check_doctor() {
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie2"
     docker secret create --label "$LABEL" "$RUN-cookie2" "$TMP/cookie2" >/dev/null
     docker service update --detach --update-parallelism 1 --update-delay 600s \
-        --secret-rm "${HSTACK}_erlang_cookie" --secret-add "source=$RUN-cookie2,target=erlang_cookie" \
+        --secret-rm "${HSTACK}_erlang_cookie" --secret-add "source=$RUN-cookie2,target=erlang_cookie,mode=0400" \
         "$SERVICE" >/dev/null
     local start=$EPOCHREALTIME took
     took=$(WAIT_FROM=$start wait_until "$HEALTH_MESH_DEADLINE" "a healthy task with another cookie" a_task_with "$TMP/cookie2")
