@@ -177,7 +177,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     for (spec, text) in config.templates.iter().zip(&rendered) {
         if spec.vm_args {
             template::vm_args_warnings(text, node).iter().for_each(|w| log::warn!("{}: {w}", spec.dest.display()));
-            if let Some(cookie) = setcookie(text) {
+            if let Some(cookie) = template::vm_args_cookie(text) {
                 lint_cookie(Some(&cookie), None)
                     .map_err(|f| Fail::new(f.exit, f.error.context(format!("{}", spec.dest.display()))))?;
             }
@@ -310,14 +310,6 @@ fn lint_cookie(cookie: Option<&str>, file: Option<&Path>) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The value of a `-setcookie` line of a rendered vm.args.
-fn setcookie(vm_args: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(vm_args).lines().find_map(|line| {
-        let mut words = line.split_whitespace();
-        (words.next() == Some("-setcookie")).then(|| words.next().map(str::to_string)).flatten()
-    })
-}
-
 /// The cookie of the VM that `--mesh` speaks to, when no `--cookie-file` gives it: as the release
 /// will find it (RELEASE_COOKIE, a mix release's releases/COOKIE, $HOME/.erlang.cookie). None is
 /// a 78 before the exec: the keeper could never connect.
@@ -381,12 +373,7 @@ fn keeper(
 
 /// A mix release's `releases/COOKIE`, next to `bin/` of `program`, when the file is there.
 fn release_cookie(program: &Path) -> Option<std::path::PathBuf> {
-    program
-        .parent()
-        .filter(|bin| bin.file_name().is_some_and(|n| n == "bin"))
-        .and_then(Path::parent)
-        .map(|root| root.join("releases/COOKIE"))
-        .filter(|path| path.is_file())
+    crate::erl::release_root(program).map(|root| root.join("releases/COOKIE")).filter(|path| path.is_file())
 }
 
 /// The release's commands that start the node: a passthrough with one of them (or none) is the

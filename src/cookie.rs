@@ -29,6 +29,11 @@ const PUBLISHED: [&str; 9] = [
     "my_secret_cookie",
 ];
 
+/// Whether `cookie` is one of the published ones, without regard to case.
+pub fn is_published(cookie: &str) -> bool {
+    PUBLISHED.iter().any(|p| p.eq_ignore_ascii_case(cookie))
+}
+
 /// Shorter than this is a warning: a cookie is the only secret between the port and `os:cmd/1`.
 pub const MIN_LEN: usize = 16;
 
@@ -36,7 +41,7 @@ pub const MIN_LEN: usize = 16;
 /// anyone who reaches its port); a short one, or a cookie file that group or others may read,
 /// is a warning. `source` names where it came from; the cookie itself is never in a message.
 pub fn lint(cookie: &str, source: &str, file: Option<&Path>) -> Result<Vec<String>, Fail> {
-    if PUBLISHED.iter().any(|p| p.eq_ignore_ascii_case(cookie)) {
+    if is_published(cookie) {
         return Err(fail!(
             Exit::Config,
             "the cookie from {source} is a published default: anyone who reaches the distribution port could \

@@ -143,10 +143,7 @@ pub fn check_tls_dir(dir: &Path) -> Result<(), Fail> {
 /// boot without the `ssl` application in `ROOT/lib`: the VM would stop at once with "Protocol
 /// 'inet_tls': not supported". A 78 that says how to add it, before anything runs.
 pub fn check_release_has_ssl(program: &Path) -> Result<(), Fail> {
-    let Some(root) = program.parent().filter(|bin| bin.file_name().is_some_and(|n| n == "bin")).and_then(Path::parent)
-    else {
-        return Ok(());
-    };
+    let Some(root) = crate::erl::release_root(program) else { return Ok(()) };
     let Ok(entries) = std::fs::read_dir(root.join("lib")) else { return Ok(()) };
     if !root.join("releases").is_dir() {
         return Ok(());

@@ -1,6 +1,7 @@
 //! Pure: what Erlang itself reads or writes, so that rancher-boot's names match it letter for
-//! letter: the text of an IP address as `inet:ntoa/1` prints it, the `-proto_dist inet6_tcp`
-//! rule for IPv6 nodes, and the warning when an inherited `RELEASE_NODE` would win over ours.
+//! letter: the text of an IP address as `inet:ntoa/1` prints it, where a release's root is
+//! (`ROOT/bin/NAME`), and the warning when an inherited `RELEASE_NODE` would win over ours. The
+//! distribution flags (`-proto_dist` and the rest) are `dist_flags.rs`'s.
 //!
 //! Erlang compares node names as atoms, and libcluster and dns_cluster build a peer's name with
 //! `inet:ntoa/1`; a name written any other way (Rust's `Display` prints `::1.2.3.4` as
@@ -46,6 +47,12 @@ fn ntoa6(ip: Ipv6Addr) -> String {
         return hex(&g);
     }
     format!("{}::{}", hex(&g[..best]), hex(&g[best + best_len..]))
+}
+
+/// The root of the release whose start script is `program`: `ROOT` for `ROOT/bin/NAME`, the
+/// layout of mix releases and relx (where `releases/COOKIE` and `lib/` are); `None` otherwise.
+pub fn release_root(program: &std::path::Path) -> Option<&std::path::Path> {
+    program.parent().filter(|bin| bin.file_name().is_some_and(|n| n == "bin")).and_then(std::path::Path::parent)
 }
 
 /// The warning for an inherited `RELEASE_NODE` that is not the one exported: a release's

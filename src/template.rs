@@ -237,29 +237,38 @@ fn create_temp(dir: &Path, name: &OsStr, mode: u32) -> io::Result<(PathBuf, File
     Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"))
 }
 
-/// Cookies that tutorials ship and nobody should run with.
-const PLACEHOLDER_COOKIES: [&str; 4] = ["something-secret-here-please-change-me", "secret", "cookie", "changeme"];
-
 /// A fixed text, so the cookie cannot leak into the log through it.
 const PLACEHOLDER_WARNING: &str =
     "vm.args sets -setcookie to a well-known placeholder; use a private cookie (for example with --cookie-file)";
 
-/// Warnings for a rendered vm.args: a `-name`/`-sname` whose value differs from `node_name` ("vm.args
-/// sets -name X but NODE_NAME is Y"), and a `-setcookie` whose value is a well-known placeholder
-/// (`something-secret-here-please-change-me`, `secret`, `cookie`, `changeme`) — that warning must
-/// not print the cookie itself. Comments (`#` to end of line) are ignored.
-///
-/// The file is read as erlexec reads it: one stream of whitespace-separated tokens, so a flag's
-/// value may sit on the next line. Placeholder cookies are matched without regard to case.
-pub fn vm_args_warnings(rendered: &[u8], node_name: &str) -> Vec<String> {
-    let tokens: Vec<&[u8]> = rendered
+/// A rendered vm.args as erlexec reads it: one stream of whitespace-separated tokens (so a flag's
+/// value may sit on the next line), comments (`#` to end of line) left out.
+fn vm_args_tokens(rendered: &[u8]) -> Vec<&[u8]> {
+    rendered
         .split(|&b| b == b'\n')
         .flat_map(|line| {
             let code = line.split(|&b| b == b'#').next().unwrap_or_default();
             code.split(u8::is_ascii_whitespace).filter(|t| !t.is_empty())
         })
-        .collect();
-    let is_placeholder = |a: &&[u8]| PLACEHOLDER_COOKIES.iter().any(|p| a.eq_ignore_ascii_case(p.as_bytes()));
+        .collect()
+}
+
+/// The cookie a rendered vm.args gives with `-setcookie` (the last of its arguments: the form
+/// `-setcookie Node Cookie` names a node first), for the cookie lint.
+pub fn vm_args_cookie(rendered: &[u8]) -> Option<String> {
+    let tokens = vm_args_tokens(rendered);
+    let at = tokens.iter().position(|t| *t == b"-setcookie")?;
+    let args = tokens[at + 1..].iter().take_while(|t| !t.starts_with(b"-") && !t.starts_with(b"+"));
+    args.last().map(|cookie| String::from_utf8_lossy(cookie).into_owned())
+}
+
+/// Warnings for a rendered vm.args: a `-name`/`-sname` whose value differs from `node_name` ("vm.args
+/// sets -name X but NODE_NAME is Y"), and a `-setcookie` whose value is a published cookie
+/// ([`crate::cookie::is_published`]) — that warning must not print the cookie itself. Comments
+/// (`#` to end of line) are ignored.
+pub fn vm_args_warnings(rendered: &[u8], node_name: &str) -> Vec<String> {
+    let tokens = vm_args_tokens(rendered);
+    let is_placeholder = |a: &&[u8]| std::str::from_utf8(a).is_ok_and(crate::cookie::is_published);
     let mut warnings = Vec::new();
     for (i, &token) in tokens.iter().enumerate() {
         // A flag's arguments are the tokens up to the next flag (`-setcookie Node Cookie` has two).
@@ -666,5 +675,14 @@ mod tests {
             };
             prop_assert_eq!(shape(&rendered), shape(&expected_shape));
         }
+    }
+
+    #[test]
+    fn the_cookie_of_a_vm_args_is_read_as_erlexec_reads_it() {
+        assert_eq!(vm_args_cookie(b"-name a@b\n-setcookie abc\n").as_deref(), Some("abc"));
+        assert_eq!(vm_args_cookie(b"-setcookie\n  abc # a comment\n").as_deref(), Some("abc"));
+        assert_eq!(vm_args_cookie(b"-setcookie other@host abc\n").as_deref(), Some("abc"));
+        assert_eq!(vm_args_cookie(b"# -setcookie abc\n-name a@b\n"), None);
+        assert_eq!(vm_args_cookie(b"-setcookie\n-name a@b\n"), None);
     }
 }
