@@ -354,8 +354,12 @@ fn keeper(
         target: crate::mesh::Target {
             node,
             ip: identity.ip,
-            dist_port: config.dist_port,
-            epmd_port: crate::dist::epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref()),
+            // --mesh with --dist tls is refused above: the keeper speaks plain distribution.
+            reach: crate::dist::Reach {
+                tls: false,
+                dist_port: config.dist_port,
+                epmd_port: crate::dist::epmd::configured_port(),
+            },
         },
         cookie,
         interval,

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::cli::{Dist, DoctorArgs, NameBy, Options};
 use crate::discovery::{self, PeerQuery};
 use crate::dist::term::Term;
-use crate::dist::{Error, Failure, NodeName, Step, epmd, handshake, rpc};
+use crate::dist::{Error, Failure, NodeName, Reach, Step, handshake, rpc};
 use crate::exit::{Exit, Fail};
 use crate::{cookie, erl, state};
 
@@ -34,15 +34,6 @@ struct Fact {
     name: &'static str,
     text: String,
     ok: bool,
-}
-
-/// How the nodes speak: TLS distribution (whose handshake this binary cannot speak: EPMD and TCP
-/// are checked), and a fixed port with no EPMD.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Mode {
-    pub tls: bool,
-    pub dist_port: Option<u16>,
-    pub epmd_port: u16,
 }
 
 /// What a peer's checks found.
@@ -100,11 +91,7 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
     };
 
     // 2. Its own VM, as its peers would reach it.
-    let mode = Mode {
-        tls: this.state.as_ref().map_or(config.dist == Dist::Tls, |s| s.tls),
-        dist_port: this.state.as_ref().map_or(config.dist_port, |s| s.dist_port),
-        epmd_port: epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref()),
-    };
+    let mode = state::reach(this.state.as_ref(), config.dist == Dist::Tls, config.dist_port);
     let (ok, text) = local_vm(&node, identity.ip, mode, cookie.as_deref(), deadline);
     fact("this vm", ok, text);
 
@@ -207,25 +194,17 @@ fn flags(config: &crate::cli::Config, state: Option<&state::State>) -> String {
     format!("-proto_dist {proto}; {range}")
 }
 
-fn local_vm(node: &NodeName, ip: IpAddr, mode: Mode, cookie: Option<&str>, deadline: Instant) -> (bool, String) {
-    let (port, registered) = match mode.dist_port {
-        Some(port) => (port, format!("no epmd (--dist-port): the VM should listen on {}", SocketAddr::new(ip, port))),
-        None => match epmd::port_please(ip, mode.epmd_port, &node.alive, deadline) {
-            Ok(Some(r)) => (
-                r.port,
-                format!(
-                    "{} is registered at epmd on {}, port {}",
-                    node.alive,
-                    SocketAddr::new(ip, mode.epmd_port),
-                    r.port
-                ),
-            ),
-            Ok(None) => {
-                let at = SocketAddr::new(ip, mode.epmd_port);
-                return (false, format!("{} is not registered at epmd on {at}: is the VM running?", node.alive));
-            }
-            Err(e) => return (false, format!("{e}: the VM is not running, or epmd is not on the node's address")),
-        },
+fn local_vm(node: &NodeName, ip: IpAddr, mode: Reach, cookie: Option<&str>, deadline: Instant) -> (bool, String) {
+    let at = SocketAddr::new(ip, mode.epmd_port);
+    let (port, registered) = match (mode.port(ip, &node.alive, deadline), mode.dist_port) {
+        (Ok(Some(port)), Some(_)) => {
+            (port, format!("no epmd (--dist-port): the VM should listen on {}", SocketAddr::new(ip, port)))
+        }
+        (Ok(Some(port)), None) => (port, format!("{} is registered at epmd on {at}, port {port}", node.alive)),
+        (Ok(None), _) => {
+            return (false, format!("{} is not registered at epmd on {at}: is the VM running?", node.alive));
+        }
+        (Err(e), _) => return (false, format!("{e}: the VM is not running, or epmd is not on the node's address")),
     };
     let addr = SocketAddr::new(ip, port);
     if mode.tls {
@@ -297,7 +276,14 @@ fn find_peers(
 }
 
 /// Every check of one peer, before `deadline`.
-pub fn check_peer(ip: IpAddr, name: &str, us: &str, cookie: Option<&str>, mode: Mode, deadline: Instant) -> PeerReport {
+pub fn check_peer(
+    ip: IpAddr,
+    name: &str,
+    us: &str,
+    cookie: Option<&str>,
+    mode: Reach,
+    deadline: Instant,
+) -> PeerReport {
     let report = |verdict: &str, detail: String, fix: &str| PeerReport {
         ip,
         node: name.to_string(),
@@ -308,19 +294,16 @@ pub fn check_peer(ip: IpAddr, name: &str, us: &str, cookie: Option<&str>, mode: 
     let Ok(target) = NodeName::parse(name) else {
         return report("bad name", format!("{name} is not a node name"), "check --node-basename and the peer query");
     };
-    let port = match mode.dist_port {
-        Some(port) => port,
-        None => match epmd::port_please(ip, mode.epmd_port, &target.alive, deadline) {
-            Ok(Some(r)) => r.port,
-            Ok(None) => {
-                return report(
-                    "not registered",
-                    format!("{} is not registered at epmd on {}", target.alive, SocketAddr::new(ip, mode.epmd_port)),
-                    "its VM is not running, or runs under another name: check its NODE_NAME and --node-basename",
-                );
-            }
-            Err(e) => return failed(report, &e),
-        },
+    let port = match mode.port(ip, &target.alive, deadline) {
+        Ok(Some(port)) => port,
+        Ok(None) => {
+            return report(
+                "not registered",
+                format!("{} is not registered at epmd on {}", target.alive, SocketAddr::new(ip, mode.epmd_port)),
+                "its VM is not running, or runs under another name: check its NODE_NAME and --node-basename",
+            );
+        }
+        Err(e) => return failed(report, &e),
     };
     let addr = SocketAddr::new(ip, port);
     if mode.tls {

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use crate::cli::PeerMode;
 use crate::dist::handshake::{self, Connection};
 use crate::dist::term::Term;
-use crate::dist::{NodeName, epmd, rpc};
+use crate::dist::{NodeName, Reach, rpc};
 
 /// Between rounds, a tick at least this often (a quarter of the default `net_ticktime`).
 pub const TICK: Duration = Duration::from_secs(15);
@@ -65,11 +65,9 @@ pub struct Target {
     pub node: NodeName,
     /// The node's address: EPMD is asked there, and the distribution port is reached there.
     pub ip: IpAddr,
-    /// A fixed distribution port: connect to `ip:port` and ask no EPMD. `None` (ask EPMD) until
-    /// `--dist-port` sets it.
-    pub dist_port: Option<u16>,
-    /// EPMD's port (`ERL_EPMD_PORT`, as erl reads it).
-    pub epmd_port: u16,
+    /// EPMD's port (`ERL_EPMD_PORT`, as erl reads it), or a fixed distribution port
+    /// (`--dist-port`: connect to `ip:port` and ask no EPMD).
+    pub reach: Reach,
 }
 
 /// How the peers are found and named: the boot's own query.
@@ -186,20 +184,15 @@ impl Keeper {
     /// The hidden connection to our own VM.
     fn connect(&self, deadline: Instant) -> Result<Connection, ConnectError> {
         let target = &self.target;
-        let port = match target.dist_port {
-            Some(port) => port,
-            None => match epmd::port_please(target.ip, target.epmd_port, &target.node.alive, deadline) {
-                Ok(Some(registration)) => registration.port,
-                Ok(None) => {
-                    return Err(ConnectError {
-                        text: format!("{} is not registered at epmd on {}", target.node, target.ip),
-                        starting: true,
-                    });
-                }
-                Err(e) => {
-                    return Err(ConnectError { text: format!("cannot reach {}: {e}", target.node), starting: true });
-                }
-            },
+        let port = match target.reach.port(target.ip, &target.node.alive, deadline) {
+            Ok(Some(port)) => port,
+            Ok(None) => {
+                return Err(ConnectError {
+                    text: format!("{} is not registered at epmd on {}", target.node, target.ip),
+                    starting: true,
+                });
+            }
+            Err(e) => return Err(ConnectError { text: format!("cannot reach {}: {e}", target.node), starting: true }),
         };
         let addr = SocketAddr::new(target.ip, port);
         let conn = handshake::connect(addr, &target.node, &self.cookie, deadline).map_err(|e| ConnectError {
@@ -403,8 +396,7 @@ mod tests {
             target: Target {
                 node: NodeName::parse("hello@10.0.0.2").unwrap(),
                 ip: "10.0.0.2".parse().unwrap(),
-                dist_port: None,
-                epmd_port: epmd::DEFAULT_PORT,
+                reach: Reach { tls: false, dist_port: None, epmd_port: crate::dist::epmd::DEFAULT_PORT },
             },
             cookie: "s3cr3t-c00kie".into(),
             interval: Duration::from_secs(5),

@@ -44,10 +44,8 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
     };
     let unhealthy = |why: String| fail!(Exit::Unhealthy, "{target}: {why}");
     // How the node speaks: the boot's state when it speaks for this node, else the options.
-    let (tls, dist_port) = match &state {
-        Some(s) => (s.tls, s.dist_port),
-        None => (options.dist == Dist::Tls, options.dist_port),
-    };
+    let reach = state::reach(state.as_ref(), options.dist == Dist::Tls, options.dist_port);
+    let tls = reach.tls;
     if tls && level == ProbeLevel::Rpc {
         return Err(fail!(
             Exit::Config,
@@ -70,12 +68,9 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
     };
 
     // 3. EPMD, or with --dist-port the port itself.
-    let port = match dist_port {
-        Some(port) => port,
-        None => registered_port(&target, ip, deadline).map_err(unhealthy)?,
-    };
+    let port = registered_port(&target, ip, reach, deadline).map_err(unhealthy)?;
     let addr = SocketAddr::new(ip, port);
-    if (dist_port.is_some() && level == ProbeLevel::Epmd) || tls {
+    if (reach.dist_port.is_some() && level == ProbeLevel::Epmd) || tls {
         // No EPMD to ask, or no TLS to speak: that the VM listens is what can be known.
         dist::connect_port(addr, deadline).map_err(|e| unhealthy(e.to_string()))?;
         let proven = if tls { "tls: epmd and tcp; the handshake was not attempted" } else { "no epmd: tcp" };
@@ -117,13 +112,14 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
     Ok(healthy(&target, &format!("rpc, {} running", args.apps.join(", ")), started))
 }
 
-/// The port EPMD gives for the node's name; not registered is said with the names that are.
-fn registered_port(target: &NodeName, ip: IpAddr, deadline: Instant) -> Result<u16, String> {
-    let epmd_port = epmd::port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref());
-    match epmd::port_please(ip, epmd_port, &target.alive, deadline) {
-        Ok(Some(registration)) => {
-            log::debug!("{} is registered at epmd on {ip}:{epmd_port}: port {}", target.alive, registration.port);
-            Ok(registration.port)
+/// The node's distribution port (`--dist-port`'s, else EPMD's); not registered is said with the
+/// names that are.
+fn registered_port(target: &NodeName, ip: IpAddr, reach: dist::Reach, deadline: Instant) -> Result<u16, String> {
+    let epmd_port = reach.epmd_port;
+    match reach.port(ip, &target.alive, deadline) {
+        Ok(Some(port)) => {
+            log::debug!("{}: port {port} (epmd on {ip}:{epmd_port}, or --dist-port)", target.alive);
+            Ok(port)
         }
         Ok(None) => {
             let listed = epmd::names(ip, epmd_port, deadline)

@@ -185,6 +185,13 @@ pub fn load_live(runtime_dir: &Path) -> Option<State> {
     }
 }
 
+/// How this node is reached: as the boot's state says when there is one (it speaks for the node
+/// that runs), else as the options say (`--dist tls`, `--dist-port`).
+pub fn reach(state: Option<&State>, tls: bool, dist_port: Option<u16>) -> crate::dist::Reach {
+    let (tls, dist_port) = state.map_or((tls, dist_port), |s| (s.tls, s.dist_port));
+    crate::dist::Reach { tls, dist_port, epmd_port: crate::dist::epmd::configured_port() }
+}
+
 /// This container's node, for the commands that run beside it (`probe`, `doctor`).
 #[derive(Debug)]
 pub struct ThisNode {

@@ -39,6 +39,11 @@ pub fn port_from_env(value: Option<&str>) -> u16 {
     value.and_then(|v| v.trim().parse().ok()).filter(|p| *p != 0).unwrap_or(DEFAULT_PORT)
 }
 
+/// EPMD's port for this process: [`port_from_env`] of its `ERL_EPMD_PORT`.
+pub fn configured_port() -> u16 {
+    port_from_env(std::env::var("ERL_EPMD_PORT").ok().as_deref())
+}
+
 /// Where `alive` (the name before the `@`) listens on `ip`: `Ok(None)` when EPMD answers that it
 /// is not registered.
 pub fn port_please(ip: IpAddr, epmd_port: u16, alive: &str, deadline: Instant) -> Result<Option<Registration>, Error> {

@@ -59,6 +59,27 @@ impl fmt::Display for NodeName {
     }
 }
 
+/// How a node is reached: its distribution port from EPMD (on `epmd_port`), or fixed with no
+/// EPMD at all (`--dist-port`); and whether its handshake is TLS, which this client does not speak
+/// (its EPMD and port can still be checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub tls: bool,
+    pub dist_port: Option<u16>,
+    pub epmd_port: u16,
+}
+
+impl Reach {
+    /// The distribution port of the node named `alive` at `ip`: the fixed one, else EPMD's
+    /// answer; `Ok(None)` when EPMD says it is not registered.
+    pub fn port(&self, ip: std::net::IpAddr, alive: &str, deadline: Instant) -> Result<Option<u16>, Error> {
+        match self.dist_port {
+            Some(port) => Ok(Some(port)),
+            None => Ok(epmd::port_please(ip, self.epmd_port, alive, deadline)?.map(|r| r.port)),
+        }
+    }
+}
+
 /// Where in the chain a failure happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
