@@ -105,6 +105,30 @@ build_images() {
     timing "rancher-boot and hello release images" "$(since "$start") s"
 }
 
+# --- a swarm of the script's own -------------------------------------------------------------
+
+SWARM_INITED=
+GWBRIDGE_BEFORE=
+
+# swarm_init: a single-node swarm, on an engine that is in none (checked here, just before: another
+# run's swarm is never touched). It counts as ours, for swarm_leave, only once `init` succeeded.
+# Loopback as the advertised address: a single node needs none that other hosts reach.
+swarm_init() {
+    [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == inactive ]] \
+        || fail "this Docker engine is already part of a swarm: not touching it (docker swarm leave --force, if it is yours)"
+    docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
+    SWARM_INITED=1
+}
+
+# swarm_leave: leaves the swarm swarm_init made, and the docker_gwbridge it made (a machine that
+# had none before has none after); nothing when it made none.
+swarm_leave() {
+    [[ -n $SWARM_INITED ]] || return 0
+    docker swarm leave --force >/dev/null 2>&1 || log "warning: docker swarm leave --force failed"
+    [[ -n $GWBRIDGE_BEFORE ]] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
+}
+
 # --- reading a node -------------------------------------------------------------------------
 
 # node_view CONTAINER: its own name, then `--`, then the nodes it is connected to (the hello

@@ -36,9 +36,6 @@ SERVICE=${STACK}_rabbitmq
 NET=${STACK}_mq
 FIRST_DEADLINE=120 # seconds from `docker stack deploy` to the first task healthy
 SCALE_DEADLINE=180 # seconds from `docker service scale` to one cluster of all tasks
-SWARM_INITED=
-GWBRIDGE_BEFORE=
-
 dump_diagnostics() {
     docker service ps --no-trunc "$SERVICE" >&2 2>/dev/null || true
     dump_labelled_logs "label=com.docker.swarm.service.name=$SERVICE"
@@ -57,9 +54,7 @@ cleanup() {
             ((${EPOCHREALTIME/./} < limit)) || { log "warning: the stack's containers are still there after 60 s"; break; }
             sleep 0.2
         done
-        docker swarm leave --force >/dev/null 2>&1 || log "warning: docker swarm leave --force failed"
-        # Swarm made docker_gwbridge; a machine that had none before has none after.
-        [[ -n $GWBRIDGE_BEFORE ]] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
+        swarm_leave
     fi
     rm -rf "$TMP"
     exit $status
@@ -157,14 +152,9 @@ main() {
         || { cat "$TMP/build.log" >&2; fail "docker build docker/rabbitmq failed"; }
     timing "RabbitMQ image (Debian's rabbitmq-server, apt inside the build)" "$(since "$start") s"
 
-    # Asked again after the builds (another run may have made a swarm meanwhile), and the swarm
-    # counts as ours only once our own `init` has succeeded: the cleanup never leaves another's.
-    [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == inactive ]] \
-        || fail "this Docker engine joined a swarm while the images were built: not touching it"
-    docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
+    # swarm_init asks again after the builds (another run may have made a swarm meanwhile).
     start=$EPOCHREALTIME
-    docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
-    SWARM_INITED=1
+    swarm_init
     timing "docker swarm init" "$(since "$start") s"
 
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 >"$TMP/cookie"

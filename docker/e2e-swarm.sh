@@ -69,9 +69,6 @@ FROZEN_START=
 STACK=$RUN
 HSTACK=${RUN}h # the stack with the health check (4.)
 HEALTH_MESH_DEADLINE=60 # seconds from `docker stack deploy` with the health check to 3 healthy meshed tasks
-SWARM_INITED=
-GWBRIDGE_BEFORE=
-
 dump_diagnostics() {
     docker service ps --no-trunc "$SERVICE" >&2 2>/dev/null || true
     dump_labelled_logs "label=com.docker.swarm.service.name=$SERVICE"
@@ -88,9 +85,7 @@ cleanup() {
         remove_services
         docker network rm "$RUN" >/dev/null 2>&1 || true
         docker secret rm "$SECRET" >/dev/null 2>&1 || true
-        docker swarm leave --force >/dev/null 2>&1 || log "warning: docker swarm leave --force failed"
-        # Swarm made docker_gwbridge; a machine that had none before has none after.
-        [[ -n $GWBRIDGE_BEFORE ]] || docker network rm docker_gwbridge >/dev/null 2>&1 || true
+        swarm_leave
     fi
     rm -rf "$TMP"
     exit $status
@@ -192,12 +187,8 @@ main() {
         || fail "this Docker engine is already part of a swarm: not touching it (docker swarm leave --force, if it is yours)"
     build_images
 
-    docker network inspect docker_gwbridge >/dev/null 2>&1 && GWBRIDGE_BEFORE=1
     local start=$EPOCHREALTIME
-    SWARM_INITED=1
-    # A single-node swarm needs no address that other hosts reach; loopback also spares `init`
-    # asking which one to use on a machine with several.
-    docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
+    swarm_init
     docker network create --driver overlay --subnet "$SUBNET" --label "$LABEL" "$NET" >/dev/null
     head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 | docker secret create --label "$LABEL" "$SECRET" - >/dev/null
     timing "docker swarm init, overlay network, secret" "$(since "$start") s"
