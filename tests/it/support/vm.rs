@@ -2,8 +2,9 @@
 //! name and a cookie, waited for until EPMD knows them, killed when dropped.
 //!
 //! Every VM's name holds the test process's pid, so VMs of tests running at once never clash at
-//! the machine's one EPMD (which the first `erl` starts, and which is left running: it is shared
-//! and harmless).
+//! the machine's one EPMD. The first `erl` starts that EPMD, and no test may end it while others'
+//! VMs use it: `.ci/run` ends it after each suite (`epmd -kill`, which refuses while any node is
+//! registered). Each VM is ended by its PID when dropped.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
