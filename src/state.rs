@@ -240,7 +240,13 @@ pub fn save(runtime_dir: &Path, mut state: State, owner: Option<(u32, u32)>) -> 
     state.pid = std::process::id() as i32;
     state.start_time = start_time(state.pid).unwrap_or_default();
     let path = runtime_dir.join(FILE_NAME);
-    Ok(crate::template::write_atomic_as(&path, state.to_json().as_bytes(), 0o600, owner)?)
+    Ok(crate::template::write_atomic_as(
+        &path,
+        state.to_json().as_bytes(),
+        0o600,
+        owner,
+        crate::template::Durability::Volatile,
+    )?)
 }
 
 #[cfg(test)]

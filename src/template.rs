@@ -166,6 +166,19 @@ fn show(bytes: &[u8]) -> String {
     s
 }
 
+/// Whether a written file must outlive a crash of the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file before the rename and the directory after it (docs/spec.md section 4).
+    Synced,
+    /// No fsync, and the old file is removed before the rename: for a file that means nothing
+    /// after a reboot. ext4 (and overlayfs on it) flushes a file's data when a rename replaces
+    /// another file; the state file is trusted only while the boot's process lives, and its two
+    /// fsyncs and that flush were 0.7 ms of a 1 ms boot (BENCHMARKS.md). A reader may find no
+    /// file for that moment, never a half-written one.
+    Volatile,
+}
+
 /// Writes `contents` to `dest` atomically: temp file in dest's directory created with mode 0600
 /// (`O_EXCL`, never following a symlink), write, fsync, rename over dest, fsync the directory. On
 /// any error the temp file is removed and dest is untouched. The error message names the path.
@@ -174,13 +187,20 @@ fn show(bytes: &[u8]) -> String {
 /// already holds the new contents. A filesystem that cannot sync directories at all (EINVAL,
 /// ENOTSUP) is not an error.
 pub fn write_atomic(dest: &Path, contents: &[u8]) -> io::Result<()> {
-    write_atomic_as(dest, contents, 0o600, None)
+    write_atomic_as(dest, contents, 0o600, None, Durability::Synced)
 }
 
 /// [`write_atomic`] with the file's `mode` and, with `--user`, its owner (uid, gid): both are set
 /// on the temporary file, before the rename, so the file never shows under its name with another
-/// owner or mode.
-pub fn write_atomic_as(dest: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+/// owner or mode. [`Durability::Volatile`] leaves out both fsyncs, and nothing else.
+pub fn write_atomic_as(
+    dest: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    durability: Durability,
+) -> io::Result<()> {
+    let synced = durability == Durability::Synced;
     let fail = |what: &str, e: io::Error| {
         let why = crate::exec::describe_io_error(&e);
         io::Error::new(e.kind(), format!("cannot write {}: {what}: {why}", dest.display()))
@@ -202,16 +222,26 @@ pub fn write_atomic_as(dest: &Path, contents: &[u8], mode: u32, owner: Option<(u
     };
     let written = owned
         .and_then(|()| file.write_all(contents).map_err(|e| fail("cannot write the temporary file", e)))
-        .and_then(|()| file.sync_all().map_err(|e| fail("cannot write the temporary file", e)))
+        .and_then(
+            |()| if synced { file.sync_all().map_err(|e| fail("cannot write the temporary file", e)) } else { Ok(()) },
+        )
         .and_then(|()| {
             drop(file);
+            if !synced {
+                match fs::remove_file(dest) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(fail("cannot remove the old file", e));
+                    }
+                    _ => {}
+                }
+            }
             fs::rename(&tmp, dest).map_err(|e| fail("cannot rename the temporary file over it", e))
         });
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    match dir_handle.sync_all() {
+    match if synced { dir_handle.sync_all() } else { Ok(()) } {
         Err(e) if !matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => {
             Err(fail("cannot sync its directory", e))
         }
