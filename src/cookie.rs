@@ -116,17 +116,13 @@ pub fn check_mix_release_cookie(program: &Path, inherited: Option<&std::ffi::OsS
 /// its first two bytes.
 fn start_script(program: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let file = fs::File::open(program).ok()?;
+    let mut file = fs::File::open(program).ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() >= 1 << 20 {
+    let mut magic = [0; 2];
+    if !meta.is_file() || meta.len() >= 1 << 20 || file.read_exact(&mut magic).is_err() || magic != *b"#!" {
         return None;
     }
-    let mut script = Vec::with_capacity(meta.len() as usize);
-    let mut file = file.take(1 << 20);
-    (&mut file).take(2).read_to_end(&mut script).ok()?;
-    if script != b"#!" {
-        return None;
-    }
+    let mut script = Vec::new();
     file.read_to_end(&mut script).ok()?;
     Some(script)
 }
