@@ -19,7 +19,9 @@
 # SKIP_BLOAT=1 (skip cargo-bloat, which needs a second, unstripped build); PROBE_RUNS (default 500)
 # and DIAG_RUNS (the least number of runs beside rabbitmq-diagnostics, 0.3 s each; default 30;
 # each command there also runs for at least 3 s, so the probe gets hundreds); DIST_BASE (the
-# commit before src/dist, default ae81933).
+# commit before src/dist, default ae81933); AGAINST (another rancher-boot binary, e.g. a branch's
+# build: its `rb-none` and `rb-local` boots join the one hyperfine run as `vs-none` and `vs-local`,
+# and the ratios show what the change costs side by side).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -363,6 +365,11 @@ cmd_local="$rb -q --source local --ip 10.42.96.65 --service hello --peers none -
 cmd_request_floor="$tools/request-floor $addr /bin/true"
 cmd_request_floor_c="$tools/request-floor-c $addr /bin/true"
 cmd_dns="$rb -q --metadata-url $url --dns-server $dns_server --peer-query $peer_query -- /bin/true"
+against=()
+if [[ -n ${AGAINST:-} ]]; then
+    [[ -x $AGAINST ]] || { echo "AGAINST=$AGAINST is not an executable" >&2; exit 64; }
+    against=(-n vs-none "${cmd_none/#$rb/$AGAINST}" -n vs-local "${cmd_local/#$rb/$AGAINST}")
+fi
 cmd_script="sh -c 'export RANCHER_IP=\$(busybox wget -qO- $url/self/container/primary_ip); export RANCHER_SERVICE_NAME=\$(busybox wget -qO- $url/self/service/name); exec /bin/true'"
 
 step "sanity: each command does its job"
@@ -377,6 +384,7 @@ eval "$cmd_none"
 eval "$cmd_named"
 eval "$cmd_dns"
 eval "$cmd_local"
+if [[ -n ${AGAINST:-} ]]; then eval "${against[1]}" && eval "${against[3]}"; fi
 "$tools/request-floor" "$addr" /usr/bin/env | grep -qx 'NODE_NAME=hello@10.42.96.65'
 "$tools/request-floor-c" "$addr" /usr/bin/env | grep -qx 'NODE_NAME=hello@10.42.96.65'
 
@@ -406,6 +414,7 @@ hyperfine -N --warmup "$warmup" --runs "$runs" --style basic \
     -n rb-none "$cmd_none" \
     -n rb-named "$cmd_named" \
     -n rb-dns "$cmd_dns" \
+    "${against[@]}" \
     -n script "$cmd_script" | tee "$out/hyperfine.txt"
 echo "loadavg after timing: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 
@@ -433,6 +442,12 @@ ratios=$(awk -F, '
         printf "rb-none/req-floor-c %4.2f  [%5.2f]            <= 1.40 (docs/spec.md section 13 as restated)\n", med["rb-none"]/med["request-floor-c"], min["rb-none"]/min["request-floor-c"]
         printf "rb-none/floor     %6.2f  [%5.2f]            <= 2.00 (docs/spec.md section 13 as restated)\n", med["rb-none"]/med["floor"], min["rb-none"]/min["floor"]
         printf "auto - named  %+8.3f ms [%+.3f]           <= +0.100 (rb-none, --source auto, over rb-named)\n", (med["rb-none"]-med["rb-named"])*1000, (min["rb-none"]-min["rb-named"])*1000
+        if ("vs-none" in med) {
+            printf "\nAGAINST, the other binary (vs-*) beside this one (rb-*)\n"
+            printf "vs-none/req-floor-c %4.2f  [%5.2f]            <= 1.40\n", med["vs-none"]/med["request-floor-c"], min["vs-none"]/min["request-floor-c"]
+            printf "vs-none - rb-none %+7.3f ms [%+.3f]\n", (med["vs-none"]-med["rb-none"])*1000, (min["vs-none"]-min["rb-none"])*1000
+            printf "vs-local - rb-local %+5.3f ms [%+.3f]\n", (med["vs-local"]-med["rb-local"])*1000, (min["vs-local"]-min["rb-local"])*1000
+        }
     }' "$out/hyperfine.csv")
 echo "$ratios" | tee "$out/ratios.txt"
 
