@@ -64,8 +64,8 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     if config.mesh.is_some() && config.dist == Dist::Tls {
         return Err(crate::fail!(
             Exit::Config,
-            "--mesh speaks Erlang distribution to the VM, and rancher-boot has no TLS client for --dist tls: \
-             drop one of them (a TLS cluster keeps its connections with sync_nodes or the app's own poller)"
+            "cannot keep the mesh of a --dist tls node: --mesh speaks Erlang distribution to the VM, and \
+             rancher-boot has no TLS client; drop one of them (a TLS cluster keeps its connections with sync_nodes or the app's own poller)"
         ));
     }
     let mesh_cookie = match (&config.mesh, &config.action, &cookie) {
@@ -178,8 +178,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         if spec.vm_args {
             template::vm_args_warnings(text, node).iter().for_each(|w| log::warn!("{}: {w}", spec.dest.display()));
             if let Some(cookie) = template::vm_args_cookie(text) {
-                lint_cookie(Some(&cookie), None)
-                    .map_err(|f| Fail::new(f.exit, f.error.context(format!("{}", spec.dest.display()))))?;
+                for warning in cookie::lint(&cookie, &format!("{} (-setcookie)", spec.dest.display()), None)? {
+                    log::warn!("{warning}");
+                }
             }
         }
     }
@@ -253,12 +254,12 @@ fn cookie_for_home(given: Option<&str>) -> Result<String, Fail> {
     }
     match std::env::var_os("RELEASE_COOKIE") {
         Some(value) => cookie::check_cookie(value.as_encoded_bytes())
-            .map_err(|why| Fail::new(Exit::Config, anyhow!("RELEASE_COOKIE (for --cookie-home): {why}"))),
+            .map_err(|why| Fail::new(Exit::Config, anyhow!("cannot use RELEASE_COOKIE for --cookie-home: {why}"))),
         None => Err(Fail::new(
             Exit::Config,
             anyhow!(
-                "--cookie-home (RANCHER_BOOT_COOKIE_HOME) has no cookie to write: give --cookie-file \
-                 (RANCHER_BOOT_COOKIE_FILE) or set RELEASE_COOKIE"
+                "cannot write --cookie-home (RANCHER_BOOT_COOKIE_HOME): there is no cookie to write; give \
+                 --cookie-file (RANCHER_BOOT_COOKIE_FILE) or set RELEASE_COOKIE"
             ),
         )),
     }
@@ -277,7 +278,10 @@ fn cookie_home_path(target: Option<&user::Target>) -> Option<std::path::PathBuf>
 /// never the cookie.
 fn write_home_cookie(cookie: &str, target: Option<&user::Target>) -> Result<(), Fail> {
     let Some(path) = cookie_home_path(target) else {
-        return Err(Fail::new(Exit::Config, anyhow!("--cookie-home: HOME is not set, and no --user gives one")));
+        return Err(Fail::new(
+            Exit::Config,
+            anyhow!("cannot write --cookie-home: HOME is not set, and no --user gives one"),
+        ));
     };
     let owner = target.map(|t| (t.uid.as_raw(), t.gid.as_raw()));
     template::write_atomic_as(&path, cookie.as_bytes(), 0o400, owner, Durability::Synced)
@@ -322,7 +326,7 @@ fn mesh_cookie(program: &Path) -> Result<String, Fail> {
         }
         Err(home) => Err(crate::fail!(
             Exit::Config,
-            "no cookie for --mesh, which connects to the VM with it: give --cookie-file \
+            "cannot keep the mesh without a cookie: the keeper connects to the VM with it; give --cookie-file \
              (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {}",
             home.display()
         )),
@@ -344,13 +348,14 @@ fn keeper(
         (_, None) => {
             return Err(crate::fail!(
                 Exit::Config,
-                "--mesh looks the peers up every interval, and the {} source names no peer query; set \
-                 --peer-query (RANCHER_BOOT_PEER_QUERY)",
+                "cannot keep the mesh without a peer query: --mesh looks the peers up every interval, and the \
+                 {} source names none; set --peer-query (RANCHER_BOOT_PEER_QUERY)",
                 identity.platform
             ));
         }
     };
-    let node = crate::dist::NodeName::parse(node).map_err(|why| crate::fail!(Exit::Config, "--mesh: {why}"))?;
+    let node = crate::dist::NodeName::parse(node)
+        .map_err(|why| crate::fail!(Exit::Config, "cannot keep the mesh of {node}: {why}"))?;
     Ok(crate::mesh::Keeper {
         target: crate::mesh::Target {
             node,
@@ -498,7 +503,7 @@ fn render_templates(
             Ok(text) => rendered.push(text),
             Err(errors) => {
                 for error in &errors {
-                    log::error!("{}: {error}", spec.src.display());
+                    log::error!("cannot render {}: {error}", spec.src.display());
                 }
                 failed.push(format!(
                     "{} ({} error{})",

@@ -389,10 +389,8 @@ pub fn describe_clap_error(error: &clap::Error, argv: &[OsString]) -> String {
                 text.replacen(&format!("'{arg}'"), &format!("{} (the variable of {flag})", env.to_string_lossy()), 1);
         }
     }
-    match text.strip_prefix("error: ") {
-        Some(rest) => format!("rancher-boot: error: {rest}"),
-        None => format!("rancher-boot: error: {text}"),
-    }
+    // clap's own words, in the vocabulary of every other error: `cannot ...: why`.
+    format!("rancher-boot: error: cannot parse the options: {}", text.strip_prefix("error: ").unwrap_or(&text))
 }
 
 /// The log filter: `-v`/`-q` (before or after `probe`/`doctor`) win over RANCHER_BOOT_LOG. Those
@@ -493,8 +491,8 @@ impl Cli {
                 let Some(app) = &o.app else {
                     return Err(fail!(
                         Exit::Usage,
-                        "{:?} is not a subcommand and no --app (RANCHER_BOOT_APP) is set to pass it to; \
-                         to boot a program, put it after `--`",
+                        "cannot run {:?}: it is not a subcommand, and no --app (RANCHER_BOOT_APP) is set to pass it \
+                         to; to boot a program, put it after `--`",
                         args.first().map(|a| a.to_string_lossy()).unwrap_or_default()
                     ));
                 };
@@ -503,7 +501,7 @@ impl Cli {
             (None, Some(program)) if program.is_empty() => {
                 return Err(fail!(
                     Exit::Usage,
-                    "no program after `--`: use `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...`"
+                    "cannot boot: no program after `--`; use `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...`"
                 ));
             }
             (None, Some(mut program)) => {
@@ -517,8 +515,8 @@ impl Cli {
                 None => {
                     return Err(fail!(
                         Exit::Usage,
-                        "no program to run: use `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...` or set --app \
-                         (see --help)"
+                        "cannot boot: no program to run; use `rancher-boot [OPTIONS] -- PROGRAM [ARGS]...` or set \
+                         --app (see --help)"
                     ));
                 }
             },
@@ -541,23 +539,24 @@ impl Cli {
                 }
             },
         };
-        check_node_basename(&node_basename).map_err(|e| Fail::new(Exit::Usage, e))?;
+        check_node_basename(&node_basename).map_err(|e| Fail::new(Exit::Usage, e.context("cannot name the node")))?;
 
         if let Some(service) = &o.service {
-            check_name(service).map_err(|e| Fail::new(Exit::Usage, e.context("--service")))?;
+            check_name(service)
+                .map_err(|e| Fail::new(Exit::Usage, e.context("cannot use --service (RANCHER_BOOT_SERVICE)")))?;
         }
         if o.timeout.is_zero() {
-            return Err(fail!(Exit::Usage, "--timeout must be greater than zero"));
+            return Err(fail!(Exit::Usage, "cannot use --timeout 0s: it must be greater than zero"));
         }
         // Checked here, before any waiting: a typo must not cost a --timeout of metadata first.
         if let Some(query) = &o.peer_query {
             crate::dns::QueryName::parse(query)
-                .map_err(|e| Fail::new(Exit::Usage, e.context("--peer-query (RANCHER_BOOT_PEER_QUERY)")))?;
+                .map_err(|e| Fail::new(Exit::Usage, e.context("cannot use --peer-query (RANCHER_BOOT_PEER_QUERY)")))?;
         }
         if o.wait_peers > 0 && o.peers == PeerMode::None {
             return Err(fail!(
                 Exit::Usage,
-                "--wait-peers {} waits for peers that --peers none never looks for; drop one of them \
+                "cannot use --wait-peers {} with --peers none, which never looks for peers; drop one of them \
                  (RANCHER_BOOT_WAIT_PEERS, RANCHER_BOOT_PEERS)",
                 o.wait_peers
             ));
@@ -565,19 +564,23 @@ impl Cli {
         if o.mesh && !o.init {
             return Err(fail!(
                 Exit::Usage,
-                "--mesh (RANCHER_BOOT_MESH) needs --init (RANCHER_BOOT_INIT): the mesh keeper runs in \
-                 rancher-boot beside the program, which an exec would replace"
+                "cannot use --mesh (RANCHER_BOOT_MESH) without --init (RANCHER_BOOT_INIT): the mesh keeper \
+                 runs in rancher-boot beside the program, which an exec would replace"
             ));
         }
         if o.mesh && o.peers == PeerMode::None {
             return Err(fail!(
                 Exit::Usage,
-                "--mesh connects the peers that --peers none never looks for; drop one of them \
-                 (RANCHER_BOOT_MESH, RANCHER_BOOT_PEERS)"
+                "cannot use --mesh with --peers none, which never looks for the peers it connects; drop one \
+                 of them (RANCHER_BOOT_MESH, RANCHER_BOOT_PEERS)"
             ));
         }
         if o.mesh && o.mesh_interval < Duration::from_millis(100) {
-            return Err(fail!(Exit::Usage, "--mesh-interval must be at least 100ms"));
+            return Err(fail!(
+                Exit::Usage,
+                "cannot use --mesh-interval {:?}: it must be at least 100ms",
+                o.mesh_interval
+            ));
         }
         check_log_filter(&o.log).map_err(|e| Fail::new(Exit::Usage, e))?;
         if let Some(user) = &o.user {
@@ -585,10 +588,16 @@ impl Cli {
         }
         let tls_dir = match (o.dist, &o.tls_dir) {
             (Dist::Tls, None) => {
-                return Err(fail!(Exit::Usage, "--dist tls needs --tls-dir DIR (tls.crt, tls.key, ca.crt)"));
+                return Err(fail!(
+                    Exit::Usage,
+                    "cannot use --dist tls without --tls-dir DIR (tls.crt, tls.key, ca.crt)"
+                ));
             }
             (Dist::Tcp, Some(_)) => {
-                return Err(fail!(Exit::Usage, "--tls-dir is for --dist tls (RANCHER_BOOT_DIST=tls); add it"));
+                return Err(fail!(
+                    Exit::Usage,
+                    "cannot use --tls-dir without --dist tls (RANCHER_BOOT_DIST=tls); add it"
+                ));
             }
             (Dist::Tls, Some(dir)) => Some(crate::dist_flags::absolute_dir(dir)?),
             (Dist::Tcp, None) => None,
@@ -599,7 +608,7 @@ impl Cli {
             Some(IpSpec::Network(net, prefix)) => Some(address_in(net, prefix)?),
         };
         if o.dist_port == Some(0) {
-            return Err(fail!(Exit::Usage, "--dist-port must be a port from 1 to 65535"));
+            return Err(fail!(Exit::Usage, "cannot use --dist-port 0: it must be a port from 1 to 65535"));
         }
         let metadata_url = check_metadata_url(&o.metadata_url)?;
 

@@ -44,8 +44,8 @@ pub fn lint(cookie: &str, source: &str, file: Option<&Path>) -> Result<Vec<Strin
     if is_published(cookie) {
         return Err(fail!(
             Exit::Config,
-            "the cookie from {source} is a published default: anyone who reaches the distribution port could \
-             run code on the node. Make a random one (openssl rand -hex 32 > cookie) and give it with \
+            "cannot boot with the cookie from {source}: it is a published default, and anyone who reaches the \
+             distribution port could run code on the node. Make a random one (openssl rand -hex 32 > cookie) and give it with \
              --cookie-file or RELEASE_COOKIE"
         ));
     }
@@ -103,8 +103,8 @@ pub fn check_mix_release_cookie(program: &Path, inherited: Option<&std::ffi::OsS
     Err(Fail::new(
         Exit::Config,
         anyhow!(
-            "no cookie: {} is a mix release, which reads {} when RELEASE_COOKIE is {}, and that file does not \
-             exist; set --cookie-file (RANCHER_BOOT_COOKIE_FILE) or RELEASE_COOKIE",
+            "cannot boot {} without a cookie: it is a mix release, which reads {} when RELEASE_COOKIE is {}, \
+             and that file does not exist; set --cookie-file (RANCHER_BOOT_COOKIE_FILE) or RELEASE_COOKIE",
             program.display(),
             cookie_file.display(),
             if inherited.is_some() { "empty (it is)" } else { "unset (it is)" }
@@ -134,7 +134,8 @@ pub fn read_cookie(path: &Path) -> Result<String, Fail> {
             anyhow!("cannot read cookie file {}: {}", path.display(), crate::exec::describe_io_error(&e)),
         )
     })?;
-    check_cookie(&bytes).map_err(|why| Fail::new(Exit::Config, anyhow!("cookie file {}: {why}", path.display())))
+    check_cookie(&bytes)
+        .map_err(|why| Fail::new(Exit::Config, anyhow!("cannot use cookie file {}: {why}", path.display())))
 }
 
 /// Validates a cookie file's content; the error says what is wrong and where, never the content.
@@ -186,8 +187,8 @@ pub fn find(own: Option<&Path>, state: Option<&State>) -> Result<(String, String
         Fail::new(
             Exit::Config,
             anyhow!(
-                "no cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put it in {} \
-                 (--level epmd needs none)",
+                "cannot find the cookie: give --cookie-file (RANCHER_BOOT_COOKIE_FILE), set RELEASE_COOKIE, or put \
+                 it in {} (--level epmd needs none)",
                 home.display()
             ),
         )
@@ -199,8 +200,8 @@ pub fn find(own: Option<&Path>, state: Option<&State>) -> Result<(String, String
 /// and `home` is where Erlang would look. (The boot's `--mesh` asks this for its own VM.)
 pub fn find_beyond_files(release: Option<&Path>) -> Result<Result<(String, String), PathBuf>, Fail> {
     if let Some(value) = std::env::var_os("RELEASE_COOKIE") {
-        let cookie =
-            check_cookie(value.as_encoded_bytes()).map_err(|why| fail!(Exit::Config, "RELEASE_COOKIE: {why}"))?;
+        let cookie = check_cookie(value.as_encoded_bytes())
+            .map_err(|why| fail!(Exit::Config, "cannot use RELEASE_COOKIE: {why}"))?;
         return Ok(Ok((cookie, "RELEASE_COOKIE".to_string())));
     }
     if let Some(path) = release {

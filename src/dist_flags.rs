@@ -88,7 +88,8 @@ pub fn check_inherited(tls: bool, flags: &[Option<&str>]) -> Result<(), Fail> {
     if tls && proto_dist_given(flags) {
         return Err(fail!(
             Exit::Usage,
-            "--dist tls sets -proto_dist, and ERL_AFLAGS, ERL_FLAGS or ERL_ZFLAGS already names one: drop one of them"
+            "cannot use --dist tls: it sets -proto_dist, and ERL_AFLAGS, ERL_FLAGS or ERL_ZFLAGS already names one; \
+             drop one of them"
         ));
     }
     Ok(())
@@ -113,7 +114,8 @@ pub fn travels(path: &Path, what: &str) -> Result<(), Fail> {
         }
         _ => Err(fail!(
             Exit::Config,
-            "{what} {:?} holds a space, a quote or a backslash, which ERL_AFLAGS cannot carry: use another path",
+            "cannot use {what} {:?}: it holds a space, a quote or a backslash, which ERL_AFLAGS cannot carry; \
+             use another path",
             path.display().to_string()
         )),
     }
@@ -131,7 +133,7 @@ pub fn check_tls_dir(dir: &Path) -> Result<(), Fail> {
         if !pem.trim_start().starts_with("-----BEGIN ") || !pem.contains("-----END ") {
             return Err(fail!(
                 Exit::Config,
-                "{} (--tls-dir) is not PEM (no -----BEGIN ... -----END block)",
+                "cannot use {} (--tls-dir): it is not PEM (no -----BEGIN ... -----END block)",
                 path.display()
             ));
         }
@@ -154,8 +156,8 @@ pub fn check_release_has_ssl(program: &Path) -> Result<(), Fail> {
     }
     Err(fail!(
         Exit::Config,
-        "--dist tls: the release in {} has no ssl application (no lib/ssl-*), and TLS distribution needs it at \
-         boot: add :ssl to extra_applications in mix.exs (relx: to the release's applications)",
+        "cannot use --dist tls: the release in {} has no ssl application (no lib/ssl-*), and TLS distribution \
+         needs it at boot: add :ssl to extra_applications in mix.exs (relx: to the release's applications)",
         root.display()
     ))
 }

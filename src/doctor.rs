@@ -58,7 +58,8 @@ pub fn run(options: &Options, args: &DoctorArgs, started: Instant) -> Result<Exi
     let this = state::this_node(options, deadline)?;
     let config = &this.config;
     let identity = &this.identity;
-    let node = NodeName::parse(&this.node).map_err(|why| crate::fail!(Exit::Config, "{why}"))?;
+    let node = NodeName::parse(&this.node)
+        .map_err(|why| crate::fail!(Exit::Config, "cannot check node {}: {why}", this.node))?;
     let from = if this.state.is_some() { "as the boot chose it" } else { "as a boot would choose it now" };
     fact("node", true, format!("{} ({}: {}; {from})", this.node, identity.platform, identity.evidence));
     fact("names", true, names(&node));

@@ -79,7 +79,7 @@ pub fn exec(program: &OsStr, args: &[OsString], env: &BTreeMap<OsString, OsStrin
     // Back in rancher-boot: the boot signals should end us again while we report.
     end_boot_on_signals();
     let exit = exec_failure_exit(&error);
-    Fail::new(exit, anyhow::anyhow!("failed to exec {}: {}", program.to_string_lossy(), describe_io_error(&error)))
+    Fail::new(exit, anyhow::anyhow!("cannot exec {}: {}", program.to_string_lossy(), describe_io_error(&error)))
 }
 
 /// The words as C strings; a NUL byte (which neither argv nor the environment can hold) is an error.

@@ -135,6 +135,47 @@ mod tests {
         assert_eq!(Exit::Signal(-3).code(), 128);
     }
 
+    /// docs/reference.md, "Log lines": every error reads `cannot WHAT: WHY`. The tests check each
+    /// error they provoke (tests/it/support/mod.rs); this checks every message written as a literal
+    /// in a `fail!` or `Fail::new(.., anyhow!(..))`, provoked by a test or not. A probe's verdict
+    /// (`Exit::Unhealthy`) names the node instead.
+    #[test]
+    fn every_literal_error_message_starts_with_cannot() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let code = text.split("\n#[cfg(test)]").next().unwrap_or_default().to_string();
+                    out.push((path.display().to_string(), code));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        let (mut checked, mut wrong) = (0, Vec::new());
+        for (path, code) in files.iter().filter(|(path, _)| !path.contains("/src/bin/")) {
+            for start in ["fail!(", "Fail::new("] {
+                for (at, _) in code.match_indices(start) {
+                    let rest = &code[at + start.len()..];
+                    let Some(exit) = rest.trim_start().strip_prefix("Exit::") else { continue };
+                    let (name, rest) = exit.split_at(exit.find(|c: char| !c.is_alphanumeric()).unwrap_or(0));
+                    let rest = rest.trim_start().trim_start_matches(',').trim_start();
+                    let rest = rest.strip_prefix("anyhow::anyhow!(").or(rest.strip_prefix("anyhow!(")).unwrap_or(rest);
+                    let Some(literal) = rest.trim_start().strip_prefix('"') else { continue };
+                    checked += 1;
+                    if name != "Unhealthy" && !literal.starts_with("cannot ") {
+                        wrong.push(format!("{path}: {}", &literal[..literal.find('"').unwrap_or(0)]));
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "the scan found only {checked} messages: is it still reading src/?");
+        assert!(wrong.is_empty(), "error messages that do not start with \"cannot \":\n{}", wrong.join("\n"));
+    }
+
     #[test]
     fn or_exit_keeps_the_message() {
         let r: Result<(), std::io::Error> = Err(std::io::Error::other("disk on fire"));

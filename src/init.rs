@@ -123,7 +123,7 @@ pub fn run(
             // Back to the boot's signal state: a TERM that came meanwhile ends us with 143.
             end_boot_on_signals();
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
-            let message = anyhow!("failed to exec {}: {}", program.to_string_lossy(), describe_io_error(&error));
+            let message = anyhow!("cannot exec {}: {}", program.to_string_lossy(), describe_io_error(&error));
             return Err(Fail::new(exec_failure_exit(&error), message));
         }
     };

@@ -27,19 +27,24 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
     let level = if args.apps.is_empty() { args.level } else { ProbeLevel::Rpc };
     for app in &args.apps {
         crate::cli::check_node_basename(app)
-            .map_err(|_| fail!(Exit::Usage, "--app {app:?} is not an application name"))?;
+            .map_err(|_| fail!(Exit::Usage, "cannot check --app {app:?}: it is not an application name"))?;
     }
 
     // 1. Which node.
     let (target, state) = match &args.node {
         Some(name) => {
-            let target = NodeName::parse(name).map_err(|why| fail!(Exit::Usage, "--node: {why}"))?;
+            let target =
+                NodeName::parse(name).map_err(|why| fail!(Exit::Usage, "cannot use --node {name:?}: {why}"))?;
             // The boot's state speaks for this node only.
             (target.clone(), state::load_live(&options.runtime_dir).filter(|s| s.node == target.to_string()))
         }
         None => {
             let this = state::this_node(options, deadline)?;
-            (NodeName::parse(&this.node).map_err(|why| fail!(Exit::Config, "{why}"))?, this.state)
+            (
+                NodeName::parse(&this.node)
+                    .map_err(|why| fail!(Exit::Config, "cannot probe node {}: {why}", this.node))?,
+                this.state,
+            )
         }
     };
     let unhealthy = |why: String| fail!(Exit::Unhealthy, "{target}: {why}");
@@ -49,8 +54,8 @@ pub fn run(options: &Options, args: &ProbeArgs, started: Instant) -> Result<Exit
     if tls && level == ProbeLevel::Rpc {
         return Err(fail!(
             Exit::Config,
-            "{target} speaks TLS distribution and rancher-boot has no TLS client: --level rpc and --app cannot be \
-             checked; --level connect checks EPMD and TCP"
+            "cannot check {target} at --level rpc or with --app: it speaks TLS distribution, and rancher-boot has \
+             no TLS client; --level connect checks EPMD and TCP"
         ));
     }
     let cookie = if level > ProbeLevel::Epmd && !tls {

@@ -48,10 +48,13 @@ impl Target {
 pub fn check_spec(spec: &str) -> anyhow::Result<()> {
     let (user, group) = split(spec);
     if user.is_empty() || group == Some("") {
-        anyhow::bail!("--user {spec:?}: expected USER or USER:GROUP (names or numeric ids)");
+        anyhow::bail!("cannot use --user {spec:?}: expected USER or USER:GROUP (names or numeric ids)");
     }
     if spec.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\0') {
-        anyhow::bail!("--user {:?}: holds whitespace or a control character", spec.escape_debug().to_string());
+        anyhow::bail!(
+            "cannot use --user {:?}: it holds whitespace or a control character",
+            spec.escape_debug().to_string()
+        );
     }
     Ok(())
 }
@@ -71,7 +74,7 @@ fn numeric(text: &str) -> Option<u32> {
 pub fn resolve(spec: &str) -> Result<Target, Fail> {
     let (user, group) = split(spec);
     let lookup_failed =
-        |what: &str, e: nix::Error| fail!(Exit::Config, "--user {spec:?}: cannot read {what}: {}", e.desc());
+        |what: &str, e: nix::Error| fail!(Exit::Config, "cannot read {what} for --user {spec:?}: {}", e.desc());
     let entry = match numeric(user) {
         Some(uid) => User::from_uid(Uid::from_raw(uid)).map_err(|e| lookup_failed("passwd", e))?,
         None => User::from_name(user).map_err(|e| lookup_failed("passwd", e))?,
@@ -82,7 +85,7 @@ pub fn resolve(spec: &str) -> Result<Target, Fail> {
         (None, None) => {
             return Err(fail!(
                 Exit::Config,
-                "--user (RANCHER_BOOT_USER) {user:?}: no such user in /etc/passwd; nothing was run \
+                "cannot run as --user (RANCHER_BOOT_USER) {user:?}: no such user in /etc/passwd; nothing was run \
                  (give an existing name, or a numeric uid)"
             ));
         }
@@ -95,7 +98,7 @@ pub fn resolve(spec: &str) -> Result<Target, Fail> {
                 None => {
                     return Err(fail!(
                         Exit::Config,
-                        "--user (RANCHER_BOOT_USER) {spec:?}: no such group {group:?} in /etc/group; nothing was run"
+                        "cannot run as --user (RANCHER_BOOT_USER) {spec:?}: no such group {group:?} in /etc/group; nothing was run"
                     ));
                 }
             },
@@ -104,8 +107,8 @@ pub fn resolve(spec: &str) -> Result<Target, Fail> {
     // The user's supplementary groups, with the primary one first (getgrouplist adds it).
     let groups = match &entry {
         Some(pw) => {
-            let c_name =
-                CString::new(pw.name.as_bytes()).map_err(|_| fail!(Exit::Config, "--user {spec:?}: bad name"))?;
+            let c_name = CString::new(pw.name.as_bytes())
+                .map_err(|_| fail!(Exit::Config, "cannot run as --user {spec:?}: the name holds a NUL byte"))?;
             let mut groups = nix::unistd::getgrouplist(&c_name, gid).map_err(|e| lookup_failed("group", e))?;
             groups.retain(|g| *g != gid);
             groups.insert(0, gid);
@@ -131,17 +134,23 @@ pub fn drop_to(target: &Target) -> Result<(), Fail> {
         }
         return Err(fail!(
             Exit::Config,
-            "--user {}: rancher-boot runs as uid {euid}, not root, and cannot change user; run it as root \
+            "cannot run as --user {}: rancher-boot runs as uid {euid}, not root; run it as root \
              (the image's USER) or drop --user",
             target.name
         ));
     }
-    let failed = |step: &str, e: nix::Error| fail!(Exit::Config, "--user {}: {step} failed: {}", target.name, e.desc());
+    let failed = |step: &str, e: nix::Error| {
+        fail!(Exit::Config, "cannot run as --user {}: {step} failed: {}", target.name, e.desc())
+    };
     nix::unistd::setgroups(&target.groups).map_err(|e| failed("setgroups", e))?;
     nix::unistd::setgid(target.gid).map_err(|e| failed("setgid", e))?;
     nix::unistd::setuid(target.uid).map_err(|e| failed("setuid", e))?;
     if !target.uid.is_root() && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err(fail!(Exit::Config, "--user {}: root could be taken back after the drop", target.name));
+        return Err(fail!(
+            Exit::Config,
+            "cannot run as --user {}: root could be taken back after the drop",
+            target.name
+        ));
     }
     Ok(())
 }

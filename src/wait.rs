@@ -183,7 +183,7 @@ pub fn retry<T>(
             return Err(Fail::new(
                 exit,
                 anyhow!(
-                    "{what} unavailable: gave up after {number} attempts in {:.1}s; last error: {error}",
+                    "cannot get {what}: gave up after {number} attempts in {:.1}s; last error: {error}",
                     elapsed.as_secs_f64()
                 ),
             ));
@@ -270,7 +270,7 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(fail.exit, Exit::Unavailable);
-        assert!(fail.to_string().contains("thing unavailable: gave up after 1 attempts"), "{fail}");
+        assert!(fail.to_string().contains("cannot get thing: gave up after 1 attempts"), "{fail}");
         assert!(fail.to_string().contains("last error: down"));
     }
 }

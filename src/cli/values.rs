@@ -35,7 +35,7 @@ pub fn check_log_filter(filter: &str) -> anyhow::Result<()> {
         };
         if !ok {
             anyhow::bail!(
-                "--log (RANCHER_BOOT_LOG) {filter:?}: {:?} is not a level (one of {}; or module=level)",
+                "cannot use --log (RANCHER_BOOT_LOG) {filter:?}: {:?} is not a level (one of {}; or module=level)",
                 directive.trim(),
                 LEVELS.join(", ")
             );
@@ -93,7 +93,8 @@ pub(super) fn address_in(net: IpAddr, prefix: u8) -> Result<IpAddr, Fail> {
         }
         _ => Err(fail!(
             Exit::Config,
-            "--ip {net}/{prefix} (RANCHER_BOOT_IP): {} local addresses are in it ({}); name the network of exactly one",
+            "cannot use --ip {net}/{prefix} (RANCHER_BOOT_IP): {} local addresses are in it ({}); name the network \
+             of exactly one",
             found.len(),
             addresses.iter().map(|a| format!("{} on {}", a.ip, a.interface)).collect::<Vec<_>>().join(", ")
         )),
@@ -159,13 +160,16 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 /// Accepts `http://host[:port]/path`; TLS is not built in (metadata is plain HTTP).
 pub(super) fn check_metadata_url(url: &str) -> Result<String, Fail> {
     let Some(rest) = url.strip_prefix("http://") else {
-        return Err(fail!(Exit::Usage, "--metadata-url {url:?} must start with http:// (metadata is plain HTTP)"));
+        return Err(fail!(
+            Exit::Usage,
+            "cannot use --metadata-url {url:?}: it must start with http:// (metadata is plain HTTP)"
+        ));
     };
     if rest.is_empty() || rest.starts_with('/') {
-        return Err(fail!(Exit::Usage, "--metadata-url {url:?} has no host"));
+        return Err(fail!(Exit::Usage, "cannot use --metadata-url {url:?}: it has no host"));
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(fail!(Exit::Usage, "--metadata-url {:?} holds whitespace", url));
+        return Err(fail!(Exit::Usage, "cannot use --metadata-url {:?}: it holds whitespace", url));
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -177,7 +181,7 @@ pub(super) fn parse_template_spec(spec: &str, runtime_dir: &Path) -> Result<Temp
         None => (spec, None),
     };
     if src.is_empty() || dest == Some("") {
-        return Err(fail!(Exit::Usage, "--template {spec:?}: expected SRC or SRC:DEST"));
+        return Err(fail!(Exit::Usage, "cannot use --template {spec:?}: expected SRC or SRC:DEST"));
     }
     let src = PathBuf::from(src);
     let dest = match dest {

@@ -56,7 +56,7 @@ pub fn discover(query: &PeerQuery<'_>) -> Result<Vec<IpAddr>, Fail> {
             Some(name) => from_dns(query, name),
             None if query.wait > 0 => Err(crate::fail!(
                 Exit::Config,
-                "--wait-peers {} needs a peer query, and the {} source names none; set --peer-query",
+                "cannot wait for {} peers without a peer query: the {} source names none; set --peer-query",
                 query.wait,
                 query.platform
             )),
@@ -94,7 +94,8 @@ fn look(
 
 /// One DNS look, or (with `--wait-peers`) looks until enough peers are known.
 fn from_dns(query: &PeerQuery<'_>, text: &str) -> Result<Vec<IpAddr>, Fail> {
-    let name = dns::QueryName::parse(text).map_err(|e| Fail::new(Exit::Usage, e))?;
+    let name =
+        dns::QueryName::parse(text).map_err(|e| Fail::new(Exit::Usage, e.context("cannot look up the peers")))?;
     if query.wait == 0 {
         // A single look, bounded by the resolver's own timeouts (resolv.conf's `timeout` and
         // `attempts`), not by --timeout: that deadline is for metadata and --wait-peers.

@@ -178,7 +178,7 @@ pub fn look(ctx: &Context<'_>, bound: Bound, want: Option<Platform>) -> Result<O
     {
         return Err(crate::fail!(
             Exit::Config,
-            "--source {want}: {} on {} is {}, a {} name; use --source {} or auto (RANCHER_BOOT_SOURCE)",
+            "cannot use --source {want}: {} on {} is {}, a {} name; use --source {} or auto (RANCHER_BOOT_SOURCE)",
             hit.address.ip,
             hit.address.interface,
             hit.ptr,
@@ -207,7 +207,7 @@ fn nothing_found(what: &str, why: &str) -> Fail {
     Fail::new(
         Exit::Config,
         anyhow!(
-            "--source {what}: cannot tell the node's address: {why}; set --ip (RANCHER_BOOT_IP) and --service, \
+            "cannot tell the node's address (--source {what}): {why}; set --ip (RANCHER_BOOT_IP) and --service, \
              or, if this is no {what} container, --source auto"
         ),
     )
@@ -305,7 +305,7 @@ fn choose(hits: Vec<Hit>, server: Option<SocketAddr>, ctx: &Context<'_>) -> Resu
     }
     Err(crate::fail!(
         Exit::Config,
-        "several local addresses are named by Docker's DNS and {} of them by their peer query: {listed}; \
+        "cannot choose the node's address: several local addresses are named by Docker's DNS and {} of them by their peer query: {listed}; \
          set --ip (RANCHER_BOOT_IP) to the one peers reach",
         if holding.is_empty() { "none".to_string() } else { format!("{}", holding.len()) }
     ))

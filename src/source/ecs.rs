@@ -85,7 +85,9 @@ pub fn identify_with(ctx: &Context<'_>, detected: Option<Value>) -> Result<Ident
     let Some((name, uri)) = endpoint(ctx) else {
         return Err(Fail::new(
             Exit::Config,
-            anyhow!("--source ecs: neither ECS_CONTAINER_METADATA_URI_V4 nor ECS_CONTAINER_METADATA_URI is set"),
+            anyhow!(
+                "cannot use --source ecs: neither ECS_CONTAINER_METADATA_URI_V4 nor ECS_CONTAINER_METADATA_URI is set"
+            ),
         ));
     };
     let client = Client::new();
@@ -118,12 +120,16 @@ pub fn identify_with(ctx: &Context<'_>, detected: Option<Value>) -> Result<Ident
             None => {
                 return Err(Fail::new(
                     Exit::Config,
-                    anyhow!("GET {task_uri}: the task has neither ServiceName nor Family; set --service"),
+                    anyhow!(
+                        "cannot name the service: GET {task_uri}: the task has neither ServiceName nor Family; set --service"
+                    ),
                 ));
             }
         },
     };
-    check_name(&service).map_err(|e| Fail::new(Exit::Config, e.context(format!("ECS {from}; set --service"))))?;
+    check_name(&service).map_err(|e| {
+        Fail::new(Exit::Config, e.context(format!("cannot use ECS {from} as the service name (set --service)")))
+    })?;
     log::debug!("ecs: {ip} from {name} ({evidence}), service {service} from {from}");
     Ok(Identity {
         platform: Platform::Ecs,
@@ -146,7 +152,9 @@ pub fn container_address(answer: &Value) -> Result<(IpAddr, String), Fail> {
     let Some(networks) = answer.get("Networks").and_then(Value::as_array) else {
         return Err(Fail::new(
             Exit::Config,
-            anyhow!("the ECS container metadata has no Networks list; give the node's address with --ip"),
+            anyhow!(
+                "cannot find the node's address: the ECS container metadata has no Networks list; give it with --ip"
+            ),
         ));
     };
     let mode = |n: &Value| n.get("NetworkMode").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
@@ -163,7 +171,8 @@ pub fn container_address(answer: &Value) -> Result<(IpAddr, String), Fail> {
                 return Err(Fail::new(
                     Exit::Config,
                     anyhow!(
-                        "the ECS awsvpc network (AttachmentIndex {}) has no IPv4Addresses or IPv6Addresses; \
+                        "cannot find the node's address: the ECS awsvpc network (AttachmentIndex {}) has no IPv4Addresses \
+                 or IPv6Addresses; \
                          give the node's address with --ip",
                         index(network)
                     ),
@@ -179,7 +188,7 @@ pub fn container_address(answer: &Value) -> Result<(IpAddr, String), Fail> {
     Err(Fail::new(
         Exit::Config,
         anyhow!(
-            "the ECS task runs in network mode {}{seen}; use networkMode awsvpc, or give the instance's \
+            "cannot find the node's address: the ECS task runs in network mode {}{seen}; use networkMode awsvpc, or give the instance's \
              address with --ip",
             if modes.is_empty() { "none".to_string() } else { modes.join(", ") }
         ),

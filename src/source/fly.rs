@@ -22,16 +22,19 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
 /// IP = `FLY_PRIVATE_IP` (unless `--ip`), service = `FLY_APP_NAME`, query `<app>.internal`.
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
     let app = ctx.var("FLY_APP_NAME").ok_or_else(|| {
-        Fail::new(Exit::Config, anyhow!("--source fly: FLY_APP_NAME is not set; set --service and --peer-query"))
+        Fail::new(
+            Exit::Config,
+            anyhow!("cannot use --source fly: FLY_APP_NAME is not set; set --service and --peer-query"),
+        )
     })?;
-    check_name(&app).map_err(|e| Fail::new(Exit::Config, e.context("FLY_APP_NAME")))?;
+    check_name(&app).map_err(|e| Fail::new(Exit::Config, e.context("cannot use FLY_APP_NAME as the service name")))?;
     let (ip, evidence) = match (ctx.config.ip, ctx.var("FLY_PRIVATE_IP")) {
         (Some(ip), _) => (ip, "--ip given".to_string()),
         (None, Some(text)) => (private_ip(&text)?, format!("FLY_PRIVATE_IP of app {app}")),
         (None, None) => {
             return Err(Fail::new(
                 Exit::Config,
-                anyhow!("--source fly: FLY_PRIVATE_IP is not set; give the address with --ip"),
+                anyhow!("cannot use --source fly: FLY_PRIVATE_IP is not set; give the address with --ip"),
             ));
         }
     };
@@ -51,7 +54,10 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
 /// the name is then built from the canonical form.
 pub fn private_ip(text: &str) -> Result<IpAddr, Fail> {
     text.trim().parse().map_err(|_| {
-        Fail::new(Exit::Config, anyhow!("FLY_PRIVATE_IP is not an IP address: {text:?}; give the address with --ip"))
+        Fail::new(
+            Exit::Config,
+            anyhow!("cannot use FLY_PRIVATE_IP {text:?}: it is not an IP address; give the address with --ip"),
+        )
     })
 }
 

@@ -17,7 +17,7 @@ use anyhow::anyhow;
 use super::{Context, Identity, Platform};
 use crate::cli::check_name;
 use crate::dns::resolv_conf;
-use crate::exit::{Exit, Fail, OrExit};
+use crate::exit::{Exit, Fail};
 
 /// The file every pod with a service account has.
 pub const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -34,7 +34,10 @@ pub fn detect(ctx: &Context<'_>) -> Option<String> {
 
 /// The pod's identity from what the kubelet gives it (see the top of this file).
 pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
-    let host = nix::unistd::gethostname().or_exit(Exit::Config)?.to_string_lossy().into_owned();
+    let host = nix::unistd::gethostname()
+        .map_err(|e| crate::fail!(Exit::Config, "cannot read the host name: {}", e.desc()))?
+        .to_string_lossy()
+        .into_owned();
     let hosts = ctx.read("/etc/hosts");
     let (ip, ip_from) = match ctx.config.ip {
         Some(ip) => (ip, "--ip given".to_string()),
@@ -57,7 +60,9 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
     };
     let (service, peer_query, service_from) = match service {
         Some((service, from)) => {
-            check_name(&service).map_err(|e| Fail::new(Exit::Config, e.context(format!("{from}; set --service"))))?;
+            check_name(&service).map_err(|e| {
+                Fail::new(Exit::Config, e.context(format!("cannot use {from} as the service name (set --service)")))
+            })?;
             if namespace.is_none() {
                 log::debug!(
                     "kubernetes: no namespace (POD_NAMESPACE, {SERVICE_ACCOUNT_NAMESPACE}, search list): \
@@ -148,7 +153,7 @@ pub fn pod_ip(pod_ip: Option<&str>, hosts: Option<&str>, host_name: &str) -> Res
         let ip = text.parse().map_err(|_| {
             Fail::new(
                 Exit::Config,
-                anyhow!("POD_IP is not an IP address: {text:?} (wire it to status.podIP), or use --ip"),
+                anyhow!("cannot use POD_IP {text:?}: it is not an IP address; wire it to status.podIP, or use --ip"),
             )
         })?;
         return Ok((ip, "POD_IP".to_string()));
@@ -158,7 +163,7 @@ pub fn pod_ip(pod_ip: Option<&str>, hosts: Option<&str>, host_name: &str) -> Res
         None => Err(Fail::new(
             Exit::Config,
             anyhow!(
-                "POD_IP is not set and /etc/hosts has no line for {host_name:?}; set POD_IP from the downward API \
+                "cannot find the node's address: POD_IP is not set and /etc/hosts has no line for {host_name:?}; set POD_IP from the downward API \
                  (fieldRef: status.podIP), or use --ip"
             ),
         )),

@@ -17,7 +17,7 @@ use nix::ifaddrs::getifaddrs;
 
 use super::{Context, Identity, Platform};
 use crate::cli::check_name;
-use crate::exit::{Exit, Fail, OrExit};
+use crate::exit::{Exit, Fail};
 
 /// This machine's identity (the overrides in `--ip` and `--service` are read here too: without
 /// them the host is asked).
@@ -29,10 +29,12 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
     let service = match ctx.config.service.as_deref() {
         Some(service) => service.to_string(),
         None => {
-            let host = nix::unistd::gethostname().or_exit(Exit::Config)?;
+            let host = nix::unistd::gethostname()
+                .map_err(|e| crate::fail!(Exit::Config, "cannot read the host name: {}", e.desc()))?;
             let host = host.to_string_lossy().into_owned();
-            check_name(&host)
-                .map_err(|e| Fail::new(Exit::Config, e.context("host name as service name; set --service")))?;
+            check_name(&host).map_err(|e| {
+                Fail::new(Exit::Config, e.context("cannot use the host name as the service name (set --service)"))
+            })?;
             host
         }
     };
@@ -59,7 +61,7 @@ pub struct Address {
 /// the kernel's order.
 pub fn addresses() -> Result<Vec<Address>, Fail> {
     Ok(getifaddrs()
-        .or_exit(Exit::Config)?
+        .map_err(|e| crate::fail!(Exit::Config, "cannot list the network interfaces: {}", e.desc()))?
         .filter_map(|ifa| {
             let address = ifa.address?;
             let (ip, prefix) = match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
@@ -114,7 +116,10 @@ pub fn detect_ip() -> Result<(IpAddr, String), Fail> {
         }
     }
     addresses.first().map(|a| (a.ip, format!("{} on {}, the first address", a.ip, a.interface))).ok_or_else(|| {
-        Fail::new(Exit::Config, anyhow!("no network address other than loopback or link-local; set --ip"))
+        Fail::new(
+            Exit::Config,
+            anyhow!("cannot find the node's address: none but loopback or link-local ones; set --ip"),
+        )
     })
 }
 

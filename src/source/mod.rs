@@ -221,7 +221,7 @@ pub fn apply_overrides(mut identity: Identity, ctx: &Context<'_>) -> Result<Iden
     let config = ctx.config;
     if let Some(ip) = config.ip {
         if ip.is_unspecified() {
-            return Err(fail!(Exit::Usage, "--ip {ip} is unspecified"));
+            return Err(fail!(Exit::Usage, "cannot use --ip {ip}: it is unspecified"));
         }
         if ip != identity.ip {
             log::debug!("--ip {ip} given: not {}", identity.ip);
@@ -247,7 +247,7 @@ pub fn apply_overrides(mut identity: Identity, ctx: &Context<'_>) -> Result<Iden
     if config.name_by == NameBy::Hostname && identity.host_name.is_none() {
         return Err(fail!(
             Exit::Config,
-            "--name-by hostname: the {} source knows no host name (FQDN) for this node; use --name-by ip \
+            "cannot name the node by host name (--name-by hostname): the {} source knows no host name (FQDN) for this node; use --name-by ip \
              (RANCHER_BOOT_NAME_BY)",
             identity.platform
         ));

@@ -37,10 +37,15 @@ pub fn identify(ctx: &Context<'_>) -> Result<Identity, Fail> {
         (Some(group), _) => (group, "NOMAD_GROUP_NAME"),
         (None, Some(service)) => (service.clone(), "--service"),
         (None, None) => {
-            return Err(Fail::new(Exit::Config, anyhow!("NOMAD_GROUP_NAME is not set; set --service")));
+            return Err(Fail::new(
+                Exit::Config,
+                anyhow!("cannot name the service: NOMAD_GROUP_NAME is not set; set --service"),
+            ));
         }
     };
-    check_name(&service).map_err(|e| Fail::new(Exit::Config, e.context(format!("{from}; set --service"))))?;
+    check_name(&service).map_err(|e| {
+        Fail::new(Exit::Config, e.context(format!("cannot use {from} as the service name (set --service)")))
+    })?;
     let alloc = ctx.var("NOMAD_ALLOC_INDEX").map(|i| format!(", alloc index {i}")).unwrap_or_default();
     Ok(Identity {
         platform: Platform::Nomad,
@@ -75,7 +80,7 @@ pub fn address<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result
         0 => Err(Fail::new(
             Exit::Config,
             anyhow!(
-                "no NOMAD_ALLOC_IP_<label> or NOMAD_IP_<label> variable holds an address (declare a port in the \
+                "cannot find the node's address: no NOMAD_ALLOC_IP_<label> or NOMAD_IP_<label> variable holds one (declare a port in the \
                  group's network block), or give the address with --ip"
             ),
         )),
@@ -95,7 +100,10 @@ pub fn address<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result
                 .collect();
             Err(Fail::new(
                 Exit::Config,
-                anyhow!("the {kind} variables hold different addresses: {}; choose one with --ip", listed.join(", ")),
+                anyhow!(
+                    "cannot choose the node's address: the {kind} variables hold different ones: {}; choose one with --ip",
+                    listed.join(", ")
+                ),
             ))
         }
     }

@@ -283,7 +283,7 @@ fn swarm_named_and_nothing_found_is_78_naming_ip() {
     assert!(took >= Duration::from_secs(1), "retried to the deadline: {took:?}");
     let err = stderr(&output);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("rancher-boot: error: --source swarm: cannot tell the node's address"), "{err}");
+    assert!(last.starts_with("rancher-boot: error: cannot tell the node's address (--source swarm)"), "{err}");
     assert!(last.contains("--ip"), "{err}");
     assert_eq!(err.matches("warn:").count(), 1, "one warning for the repeated miss: {err}");
 }

@@ -89,7 +89,7 @@ fn fault_16_a_missing_program_is_127() {
         assert_code(&output, 127);
         assert_eq!(
             stderr(&output).lines().last().unwrap_or_default(),
-            format!("rancher-boot: error: failed to exec {program}: No such file or directory")
+            format!("rancher-boot: error: cannot exec {program}: No such file or directory")
         );
     }
 }
@@ -102,7 +102,7 @@ fn fault_16_a_program_that_cannot_be_executed_is_126() {
     let output = run(local().arg("--").arg(&script));
     assert_code(&output, 126);
     let last = stderr(&output).lines().last().unwrap_or_default().to_string();
-    assert_eq!(last, format!("rancher-boot: error: failed to exec {}: Permission denied", script.display()));
+    assert_eq!(last, format!("rancher-boot: error: cannot exec {}: Permission denied", script.display()));
     // A directory is not executable either.
     let output = run(local().args(["--node-basename", "x", "--"]).arg(dir.path()));
     assert_code(&output, 126);

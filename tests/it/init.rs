@@ -214,7 +214,7 @@ fn fault_20_a_missing_program_is_127_and_a_non_executable_one_126() {
     let output = run(&mut init(&["/nonexistent/program"]));
     assert_code(&output, 127);
     assert!(
-        stderr(&output).contains("rancher-boot: error: failed to exec /nonexistent/program: No such file or directory"),
+        stderr(&output).contains("rancher-boot: error: cannot exec /nonexistent/program: No such file or directory"),
         "{}",
         stderr(&output)
     );
@@ -224,7 +224,7 @@ fn fault_20_a_missing_program_is_127_and_a_non_executable_one_126() {
     fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
     let output = run(init(&[]).arg(&script));
     assert_code(&output, 126);
-    let expected = format!("rancher-boot: error: failed to exec {}: Permission denied", script.display());
+    let expected = format!("rancher-boot: error: cannot exec {}: Permission denied", script.display());
     assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
 }
 

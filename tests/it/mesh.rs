@@ -272,11 +272,11 @@ fn no_cookie_is_78_and_mesh_without_init_is_64() {
     let output = boot(&["--init"]);
     crate::support::assert_code(&output, 78);
     let err = crate::support::stderr(&output);
-    assert!(err.contains("no cookie for --mesh") && err.contains("--cookie-file"), "{err}");
+    assert!(err.contains("cannot keep the mesh without a cookie") && err.contains("--cookie-file"), "{err}");
     let output = boot(&[]);
     crate::support::assert_code(&output, 64);
     let err = crate::support::stderr(&output);
-    assert!(err.contains("--mesh") && err.contains("needs --init"), "{err}");
+    assert!(err.contains("cannot use --mesh") && err.contains("without --init"), "{err}");
 
     // print-env says the keeper is on.
     let cookie = vm::cookie_file(dir.path(), COOKIE);

@@ -102,7 +102,7 @@ fn fault_02_never_reachable_exits_69_at_the_deadline() {
     assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert!(!marker.exists(), "the program must never run without an identity");
     let last = stderr(&output).lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("rancher-boot: error: metadata unavailable: gave up after "), "{last}");
+    assert!(last.starts_with("rancher-boot: error: cannot get metadata: gave up after "), "{last}");
     assert!(last.contains(" attempts in 2.0s; last error: GET ") && last.contains(&url), "{last}");
     assert!(last.ends_with("Connection refused"), "{last}");
 }
@@ -181,7 +181,7 @@ fn a_long_wait_says_so_every_five_seconds_not_every_attempt() {
     assert!(lines[0].starts_with("rancher-boot: warn: metadata attempt 1 failed after "), "{err}");
     assert!(lines[1].starts_with("rancher-boot: info: still waiting for metadata: "), "{err}");
     assert!(lines[1].contains(" attempts in 5.") && lines[1].ends_with("/self/container: HTTP 404"), "{err}");
-    assert!(lines[2].starts_with("rancher-boot: error: metadata unavailable: gave up after "), "{err}");
+    assert!(lines[2].starts_with("rancher-boot: error: cannot get metadata: gave up after "), "{err}");
     assert!(server.requests() >= 25, "it kept asking: {}", server.requests());
 }
 

@@ -327,7 +327,7 @@ fn wait_peers_gives_up_with_69_at_the_deadline() {
     assert_code(&output, 69);
     assert_eq!(stdout(&output), "", "the program must not run");
     let err = stderr(&output);
-    assert!(err.contains("rancher-boot: error: peers unavailable: gave up after"), "{err}");
+    assert!(err.contains("rancher-boot: error: cannot get peers: gave up after"), "{err}");
     assert!(err.contains("last error: found 1 of 2 peers for svc.test (10.1.1.2)"), "{err}");
     assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5), "{elapsed:?}");
 }

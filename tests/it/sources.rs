@@ -40,7 +40,7 @@ fn a_named_source_is_used_without_detection() {
     command.env("RANCHER_METADATA_URL", "http://127.0.0.1:9/latest");
     let output = run(&mut in_empty_netns(&command));
     assert_code(&output, 69);
-    assert!(stderr(&output).contains("metadata unavailable"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot get metadata"), "{}", stderr(&output));
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn name_by_hostname_needs_a_source_that_knows_one() {
     let output = run(&mut in_empty_netns(&print_env(&["--source", "local", "--name-by", "hostname"])));
     assert_code(&output, 78);
     let err = stderr(&output);
-    assert!(err.contains("--name-by hostname: the local source knows no host name (FQDN)"), "{err}");
+    assert!(err.contains("(--name-by hostname): the local source knows no host name (FQDN)"), "{err}");
     assert!(err.contains("--name-by ip"), "{err}");
 }
 

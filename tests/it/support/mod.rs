@@ -82,8 +82,22 @@ pub fn in_empty_netns(command: &Command) -> Command {
 }
 
 /// Runs to completion and returns the output; stdin is closed.
+#[track_caller]
 pub fn run(command: &mut Command) -> Output {
-    command.stdin(std::process::Stdio::null()).output().expect("run rancher-boot")
+    let output = command.stdin(std::process::Stdio::null()).output().expect("run rancher-boot");
+    check_error_vocabulary(&output);
+    output
+}
+
+/// Every error rancher-boot prints reads `rancher-boot: error: cannot WHAT: WHY` (docs/reference.md,
+/// "Errors"). Checked on every output the tests read, so each error path a test reaches holds to it.
+#[track_caller]
+pub fn check_error_vocabulary(output: &Output) {
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        if let Some(rest) = line.strip_prefix("rancher-boot: error: ") {
+            assert!(rest.starts_with("cannot "), "an error that does not start with \"cannot\": {line}");
+        }
+    }
 }
 
 /// Runs `command` with stdout and stderr in files under `dir` (a daemon such as epmd may inherit
@@ -112,11 +126,13 @@ pub fn run_within(command: &mut Command, dir: &Path, deadline: Duration) -> Outp
         }
         thread::sleep(Duration::from_millis(20));
     };
-    Output {
+    let output = Output {
         status,
         stdout: fs::read(&out_path).expect("read stdout"),
         stderr: fs::read(&err_path).expect("read stderr"),
-    }
+    };
+    check_error_vocabulary(&output);
+    output
 }
 
 /// Writes a test file and returns its path.
@@ -129,13 +145,16 @@ pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+#[track_caller]
 pub fn stderr(output: &Output) -> String {
+    check_error_vocabulary(output);
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Asserts the exit code, showing both streams when it differs.
 #[track_caller]
 pub fn assert_code(output: &Output, code: i32) {
+    check_error_vocabulary(output);
     assert_eq!(
         output.status.code(),
         Some(code),
