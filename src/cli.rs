@@ -5,7 +5,8 @@
 //! environment twin; clap gives the flag precedence over the variable. Usage errors leave as
 //! exit 64 (clap's own default of 2 is not what `sysexits.h` users expect). The plain boot form,
 //! which every container start runs, is parsed by `quick.rs` without building clap's command;
-//! clap parses everything else and is the reference that parser is tested against.
+//! clap parses everything else and is the reference that parser is tested against. Both are made
+//! from one table of the options, `options!` below.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
@@ -78,144 +79,113 @@ pub struct Cli {
     pub tool: Option<Tool>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct Options {
+/// Declares the boot's options once. From each line it makes a field of clap's [`Options`] (the
+/// reference parser, with its help, defaults and variable) and an entry of `quick::SPECS` with
+/// the conversion of its words (`quick::Quick`, chosen by the field's type): the two parsers cannot
+/// drift apart, and an option is added in one place. `Value` takes a value, `Flag` is a boolean
+/// whose variable holds a boolean word, `Count` counts `-v`/`-vv`. Every option is global (it may
+/// stand before or after a subcommand).
+macro_rules! options {
+    ($(
+        $(#[doc = $doc:literal])*
+        $kind:ident $field:ident: $ty:ty = $long:literal
+            $(, short $short:literal)? $(, env $env:literal)? $(, default $default:expr)?
+            $(, arg($($attr:tt)*))?;
+    )*) => {
+        #[derive(Debug, Clone, Args)]
+        pub struct Options {
+            $(
+                $(#[doc = $doc])*
+                #[arg(long = $long, $(short = $short,)? $(env = $env,)? $(default_value = $default,)? global = true
+                      $(, $($attr)*)?)]
+                pub $field: $ty,
+            )*
+        }
+
+        /// The options in `Options`' order, as far as parsing goes.
+        const SPECS: &[quick::Spec] = &[$(quick::Spec {
+            long: $long,
+            short: [$(Some($short),)? None][0],
+            env: [$(Some($env),)? None][0],
+            kind: quick::Kind::$kind,
+        }),*];
+
+        impl Options {
+            /// The options from each one's words (in `SPECS`' order), converted as clap would;
+            /// `None` when clap must decide (see quick.rs).
+            fn from_words(given: &[Vec<String>]) -> Option<Options> {
+                use quick::Quick;
+                let mut given = given.iter();
+                // A struct expression evaluates its fields in the order written: `SPECS`' order.
+                Some(Options { $($field: Quick::quick(given.next()?, [$(Some($default),)? None][0])?,)* })
+            }
+        }
+    };
+}
+
+options! {
     /// Where the identity comes from (auto: detect the platform)
-    #[arg(long, env = "RANCHER_BOOT_SOURCE", value_enum, default_value_t = Source::Auto, global = true)]
-    pub source: Source,
-
+    Value source: Source = "source", env "RANCHER_BOOT_SOURCE", default "auto", arg(value_enum);
     /// The host part of the node name: the IP, or the FQDN the platform gives (Kubernetes StatefulSets)
-    #[arg(long, env = "RANCHER_BOOT_NAME_BY", value_enum, default_value_t = NameBy::Ip, global = true)]
-    pub name_by: NameBy,
-
+    Value name_by: NameBy = "name-by", env "RANCHER_BOOT_NAME_BY", default "ip", arg(value_enum);
     /// Metadata base URL, API version included (`.../latest` works too)
-    #[arg(long, env = "RANCHER_METADATA_URL", value_name = "URL", default_value = DEFAULT_METADATA_URL, global = true)]
-    pub metadata_url: String,
-
-    /// Overall deadline for metadata and for --wait-peers (e.g. 500ms, 60s, 2m)
-    #[arg(long, env = "RANCHER_BOOT_TIMEOUT", value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration, global = true)]
-    pub timeout: Duration,
-
+    Value metadata_url: String = "metadata-url", env "RANCHER_METADATA_URL", default DEFAULT_METADATA_URL,
+        arg(value_name = "URL");
+    /// Overall deadline for the platform's answer (metadata, a named Swarm or Compose source's DNS) and for --wait-peers (e.g. 500ms, 60s, 2m)
+    Value timeout: Duration = "timeout", env "RANCHER_BOOT_TIMEOUT", default DEFAULT_TIMEOUT,
+        arg(value_name = "DURATION", value_parser = parse_duration);
     /// Program for passthrough (`rancher-boot remote` for a mix release, `remote_console` for relx)
-    #[arg(long, env = "RANCHER_BOOT_APP", value_name = "PATH", global = true)]
-    pub app: Option<PathBuf>,
-
+    Value app: Option<PathBuf> = "app", env "RANCHER_BOOT_APP", arg(value_name = "PATH");
     /// Left part of the node name [default: file name of PROGRAM or --app]
-    #[arg(long, env = "RANCHER_BOOT_NODE_BASENAME", value_name = "NAME", global = true)]
-    pub node_basename: Option<String>,
-
+    Value node_basename: Option<String> = "node-basename", env "RANCHER_BOOT_NODE_BASENAME", arg(value_name = "NAME");
     /// Node IP, over what any source found; or a network (10.0.8.0/24): this machine's address in it [default: the source's]
-    #[arg(long, env = "RANCHER_BOOT_IP", value_name = "IP|CIDR", global = true)]
-    pub ip: Option<IpSpec>,
-
+    Value ip: Option<IpSpec> = "ip", env "RANCHER_BOOT_IP", arg(value_name = "IP|CIDR");
     /// Service name, over what any source found (the peer query follows it) [default: the source's]
-    #[arg(long, env = "RANCHER_BOOT_SERVICE", value_name = "NAME", global = true)]
-    pub service: Option<String>,
-
+    Value service: Option<String> = "service", env "RANCHER_BOOT_SERVICE", arg(value_name = "NAME");
     /// Render TEMPLATE to RUNTIME_DIR/vm.args and export RELEASE_VM_ARGS and VMARGS_PATH
-    #[arg(long, env = "RANCHER_BOOT_VM_ARGS", value_name = "TEMPLATE", global = true)]
-    pub vm_args: Option<PathBuf>,
-
+    Value vm_args: Option<PathBuf> = "vm-args", env "RANCHER_BOOT_VM_ARGS", arg(value_name = "TEMPLATE");
     /// Render another file; DEST is relative to RUNTIME_DIR [default DEST: SRC's name without .src/.tmpl/.template]
-    #[arg(
-        long = "template",
-        env = "RANCHER_BOOT_TEMPLATES",
-        value_name = "SRC[:DEST]",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub templates: Vec<String>,
-
+    Value templates: Vec<String> = "template", env "RANCHER_BOOT_TEMPLATES",
+        arg(value_name = "SRC[:DEST]", value_delimiter = ',');
     /// Where rendered files go (created 0700)
-    #[arg(
-        long,
-        env = "RANCHER_BOOT_RUNTIME_DIR",
-        value_name = "DIR",
-        default_value = DEFAULT_RUNTIME_DIR,
-        global = true
-    )]
-    pub runtime_dir: PathBuf,
-
+    Value runtime_dir: PathBuf = "runtime-dir", env "RANCHER_BOOT_RUNTIME_DIR", default DEFAULT_RUNTIME_DIR,
+        arg(value_name = "DIR");
     /// How peers are found
-    #[arg(long, env = "RANCHER_BOOT_PEERS", value_enum, default_value_t = PeerMode::Dns, global = true)]
-    pub peers: PeerMode,
-
+    Value peers: PeerMode = "peers", env "RANCHER_BOOT_PEERS", default "dns", arg(value_enum);
     /// DNS name to resolve for peers [default: DNS_CLUSTER_QUERY, else the source's]
-    #[arg(long, env = "RANCHER_BOOT_PEER_QUERY", value_name = "NAME", global = true)]
-    pub peer_query: Option<String>,
-
+    Value peer_query: Option<String> = "peer-query", env "RANCHER_BOOT_PEER_QUERY", arg(value_name = "NAME");
     /// DNS server to ask instead of /etc/resolv.conf's (IP or IP:PORT)
-    #[arg(long, env = "RANCHER_BOOT_DNS_SERVER", value_name = "ADDR", value_parser = parse_dns_server, global = true)]
-    pub dns_server: Option<SocketAddr>,
-
+    Value dns_server: Option<SocketAddr> = "dns-server", env "RANCHER_BOOT_DNS_SERVER",
+        arg(value_name = "ADDR", value_parser = parse_dns_server);
     /// Wait until at least N other peers are known
-    #[arg(long, env = "RANCHER_BOOT_WAIT_PEERS", value_name = "N", default_value_t = 0, global = true)]
-    pub wait_peers: usize,
-
+    Value wait_peers: usize = "wait-peers", env "RANCHER_BOOT_WAIT_PEERS", default "0", arg(value_name = "N");
     /// Read the Erlang cookie from this file and export RELEASE_COOKIE
-    #[arg(long, env = "RANCHER_BOOT_COOKIE_FILE", value_name = "PATH", global = true)]
-    pub cookie_file: Option<PathBuf>,
-
+    Value cookie_file: Option<PathBuf> = "cookie-file", env "RANCHER_BOOT_COOKIE_FILE", arg(value_name = "PATH");
     /// Also write the cookie (--cookie-file, else RELEASE_COOKIE) to $HOME/.erlang.cookie of the --user (0400), where RabbitMQ, ejabberd and erl read it
-    #[arg(long, env = "RANCHER_BOOT_COOKIE_HOME", value_parser = parse_boolish, global = true)]
-    pub cookie_home: bool,
-
+    Flag cookie_home: bool = "cookie-home", env "RANCHER_BOOT_COOKIE_HOME", arg(value_parser = parse_boolish);
     /// Run PROGRAM as this user (and group), dropped to after the files are written; HOME from passwd
-    #[arg(long, env = "RANCHER_BOOT_USER", value_name = "USER[:GROUP]", global = true)]
-    pub user: Option<String>,
+    Value user: Option<String> = "user", env "RANCHER_BOOT_USER", arg(value_name = "USER[:GROUP]");
     /// Erlang distribution: tcp, or tls (mutual TLS with the certificates of --tls-dir)
-    #[arg(long, env = "RANCHER_BOOT_DIST", value_enum, default_value_t = Dist::Tcp, global = true)]
-    pub dist: Dist,
-
+    Value dist: Dist = "dist", env "RANCHER_BOOT_DIST", default "tcp", arg(value_enum);
     /// tls.crt, tls.key and ca.crt for --dist tls (a Kubernetes TLS secret's layout)
-    #[arg(long, env = "RANCHER_BOOT_TLS_DIR", value_name = "DIR", global = true)]
-    pub tls_dir: Option<PathBuf>,
-
+    Value tls_dir: Option<PathBuf> = "tls-dir", env "RANCHER_BOOT_TLS_DIR", arg(value_name = "DIR");
     /// No EPMD: the node listens on port N and reaches its peers on N
-    #[arg(long, env = "RANCHER_BOOT_DIST_PORT", value_name = "N", global = true)]
-    pub dist_port: Option<u16>,
-
+    Value dist_port: Option<u16> = "dist-port", env "RANCHER_BOOT_DIST_PORT", arg(value_name = "N");
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
-    #[arg(long, env = "RANCHER_BOOT_INIT", value_parser = parse_boolish, global = true)]
-    pub init: bool,
-
+    Flag init: bool = "init", env "RANCHER_BOOT_INIT", arg(value_parser = parse_boolish);
     /// With --init: keep the cluster meshed from outside the app (look the peers up every interval, have the VM connect the missing ones)
-    #[arg(long, env = "RANCHER_BOOT_MESH", value_parser = parse_boolish, global = true)]
-    pub mesh: bool,
-
+    Flag mesh: bool = "mesh", env "RANCHER_BOOT_MESH", arg(value_parser = parse_boolish);
     /// How often the mesh keeper looks the peers up
-    #[arg(
-        long,
-        env = "RANCHER_BOOT_MESH_INTERVAL",
-        value_name = "DURATION",
-        default_value = DEFAULT_MESH_INTERVAL,
-        value_parser = parse_duration,
-        global = true
-    )]
-    pub mesh_interval: Duration,
-
+    Value mesh_interval: Duration = "mesh-interval", env "RANCHER_BOOT_MESH_INTERVAL", default DEFAULT_MESH_INTERVAL,
+        arg(value_name = "DURATION", value_parser = parse_duration);
     /// Do everything but the exec: print rendered files and the command instead
-    #[arg(long, env = "RANCHER_BOOT_DRY_RUN", value_parser = parse_boolish, global = true)]
-    pub dry_run: bool,
-
+    Flag dry_run: bool = "dry-run", env "RANCHER_BOOT_DRY_RUN", arg(value_parser = parse_boolish);
     /// More log output (repeat for more)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
-    pub verbose: u8,
-
+    Count verbose: u8 = "verbose", short 'v', arg(action = clap::ArgAction::Count, conflicts_with = "quiet");
     /// Less log output (repeat for less)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub quiet: u8,
-
+    Count quiet: u8 = "quiet", short 'q', arg(action = clap::ArgAction::Count);
     /// Log filter in env_logger syntax (error, warn, info, debug, trace)
-    #[arg(
-        long = "log",
-        env = "RANCHER_BOOT_LOG",
-        value_name = "FILTER",
-        default_value = DEFAULT_LOG,
-        global = true,
-        hide = true
-    )]
-    pub log: String,
+    Value log: String = "log", env "RANCHER_BOOT_LOG", default DEFAULT_LOG, arg(value_name = "FILTER", hide = true);
 }
 
 #[derive(Debug, Subcommand)]

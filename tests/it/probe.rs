@@ -154,7 +154,11 @@ fn no_cookie_anywhere_is_a_configuration_error() {
     command.env("HOME", dir.path()).env_remove("RELEASE_COOKIE").args(["probe", "--node", "hello@127.0.0.1"]);
     let output = run(&mut command);
     assert_code(&output, 78);
-    assert!(stderr(&output).contains("cannot find the cookie") && stderr(&output).contains(".erlang.cookie"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot find the cookie") && stderr(&output).contains(".erlang.cookie"),
+        "{}",
+        stderr(&output)
+    );
     // Erlang's own file is read when nothing else gives one.
     let node = Vm::long("probe_home", dir.path(), "ok");
     std::fs::write(dir.path().join(".erlang.cookie"), COOKIE).expect("cookie");
