@@ -378,6 +378,23 @@ pub fn log_filter(options: &Options, tool: Option<&Tool>) -> String {
     LEVELS[level as usize].to_string()
 }
 
+/// Where the boot form's `--` stands: the first `--` where an option could stand, not the value
+/// of the option before it. `Err(i)` when the options end at `argv[i]` with no `--` (a subcommand,
+/// passthrough, or nothing). Both parsers split here.
+fn find_split(argv: &[OsString]) -> Result<usize, usize> {
+    let takes_value = |name: &str| SPECS.iter().any(|spec| spec.long == name && spec.kind == quick::Kind::Value);
+    let mut i = 1;
+    while let Some(word) = argv.get(i).and_then(|w| w.to_str()) {
+        match word {
+            "--" => return Ok(i),
+            long if long.starts_with("--") && !long.contains('=') && takes_value(&long[2..]) => i += 2,
+            flag if flag.starts_with('-') && flag.len() > 1 => i += 1,
+            _ => break,
+        }
+    }
+    Err(i)
+}
+
 impl Cli {
     /// Parses the command line. The first `--` that stands where an option could stand starts the
     /// boot form; everything after it is PROGRAM and its arguments, untouched. Any other first word
@@ -396,59 +413,51 @@ impl Cli {
     /// that the quick parser is tested against.
     fn parse_args_with_clap(argv: Vec<OsString>) -> Result<Cli, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
-        // The options alone: enough to find the split, and to parse a boot form that the quick
-        // parser left to clap (help, an error). Building the full command copies each global
-        // option into every subcommand; the boot form has no subcommand.
+        // The options alone: enough to parse a boot form that the quick parser left to clap (help,
+        // an error) and the words before `probe` or `doctor`. Building the full command copies
+        // each global option into every subcommand; those forms have no subcommand.
         let options_only = Options::augment_args(
             clap::Command::new("rancher-boot").version(env!("CARGO_PKG_VERSION")).override_usage(USAGE),
         );
-        let takes_value = |name: &str| {
-            options_only.get_arguments().any(|arg| arg.get_long() == Some(name) && arg.get_action().takes_values())
-        };
-        let mut i = 1;
-        let mut split = None;
-        while let Some(word) = argv.get(i).and_then(|w| w.to_str()) {
-            match word {
-                "--" => {
-                    split = Some(i);
-                    break;
-                }
-                long if long.starts_with("--") && !long.contains('=') && takes_value(&long[2..]) => i += 2,
-                flag if flag.starts_with('-') && flag.len() > 1 => i += 1,
-                _ => break,
-            }
-        }
-        let Some(split) = split else {
-            if argv.get(i).is_some_and(|word| word == "probe" || word == "doctor") {
-                // `probe` and `doctor` have options of their own, some named like the boot's: the
-                // words before the command are the boot's options (to derive the identity), those
-                // after it its own.
+        let i = match find_split(&argv) {
+            Ok(split) => {
                 let mut argv = argv;
-                let mut words = argv.split_off(i);
+                let program = argv.split_off(split + 1);
+                argv.truncate(split);
                 let matches = options_only.try_get_matches_from(argv)?;
-                // Usage lines and errors name the whole command: `rancher-boot probe`.
-                let is_probe = words[0] == "probe";
-                words[0] = OsString::from(if is_probe { "rancher-boot probe" } else { "rancher-boot doctor" });
-                let tool = if is_probe {
-                    Tool::Probe(ProbeArgs::try_parse_from(words)?)
-                } else {
-                    Tool::Doctor(DoctorArgs::try_parse_from(words)?)
-                };
                 return Ok(Cli {
                     options: Options::from_arg_matches(&matches)?,
                     command: None,
-                    program: None,
-                    tool: Some(tool),
+                    program: Some(program),
+                    tool: None,
                 });
             }
-            let matches = Cli::command().try_get_matches_from(argv)?;
-            return Cli::from_arg_matches(&matches);
+            Err(i) => i,
         };
-        let mut argv = argv;
-        let program = argv.split_off(split + 1);
-        argv.truncate(split);
-        let matches = options_only.try_get_matches_from(argv)?;
-        Ok(Cli { options: Options::from_arg_matches(&matches)?, command: None, program: Some(program), tool: None })
+        if argv.get(i).is_some_and(|word| word == "probe" || word == "doctor") {
+            // `probe` and `doctor` have options of their own, some named like the boot's: the
+            // words before the command are the boot's options (to derive the identity), those
+            // after it its own.
+            let mut argv = argv;
+            let mut words = argv.split_off(i);
+            let matches = options_only.try_get_matches_from(argv)?;
+            // Usage lines and errors name the whole command: `rancher-boot probe`.
+            let is_probe = words[0] == "probe";
+            words[0] = OsString::from(if is_probe { "rancher-boot probe" } else { "rancher-boot doctor" });
+            let tool = if is_probe {
+                Tool::Probe(ProbeArgs::try_parse_from(words)?)
+            } else {
+                Tool::Doctor(DoctorArgs::try_parse_from(words)?)
+            };
+            return Ok(Cli {
+                options: Options::from_arg_matches(&matches)?,
+                command: None,
+                program: None,
+                tool: Some(tool),
+            });
+        }
+        let matches = Cli::command().try_get_matches_from(argv)?;
+        Cli::from_arg_matches(&matches)
     }
 
     /// Checks the raw flags and turns them into a [`Config`].

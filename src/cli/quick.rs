@@ -47,7 +47,7 @@ pub(super) struct Spec {
 
 /// The boot form of `argv`, or `None` when clap must decide. `env` reads a variable.
 pub(super) fn parse_boot_form(argv: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Option<Cli> {
-    let split = 1 + argv.get(1..)?.iter().position(|word| word == "--")?;
+    let split = super::find_split(argv).ok()?;
 
     // The words each option was given, from the command line or else from its variable.
     let mut given: Vec<Vec<String>> = vec![Vec::new(); SPECS.len()];
