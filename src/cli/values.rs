@@ -93,9 +93,9 @@ pub(super) fn address_in(net: IpAddr, prefix: u8) -> Result<IpAddr, Fail> {
         }
         _ => Err(fail!(
             Exit::Config,
-            "cannot use --ip {net}/{prefix} (RANCHER_BOOT_IP): {} local addresses are in it ({}); name the network \
-             of exactly one",
-            found.len(),
+            "cannot use --ip {net}/{prefix} (RANCHER_BOOT_IP): {} of this machine's addresses are in it ({}); \
+             name the network of exactly one",
+            if found.is_empty() { "none".to_string() } else { found.len().to_string() },
             addresses.iter().map(|a| format!("{} on {}", a.ip, a.interface)).collect::<Vec<_>>().join(", ")
         )),
     }
