@@ -25,7 +25,7 @@ use crate::env::{self, Extras};
 use crate::exec;
 use crate::exit::{Exit, Fail};
 use crate::source::{self, Context, Identity};
-use crate::template::{self, Durability, Kind};
+use crate::template::{self, Kind};
 use crate::{cookie, init, state, user};
 
 #[allow(clippy::needless_pass_by_value)] // the config is this run's, and ends with it
@@ -221,7 +221,7 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
     write_templates(&config, &rendered, owner)?;
     if let Some(text) = tls_options.as_ref().filter(|text| fs::read_to_string(&optfile).ok().as_ref() != Some(text)) {
         create_runtime_dir(&config, owner)?;
-        template::write_atomic_as(&optfile, text.as_bytes(), 0o600, owner, Durability::Synced)
+        template::write_atomic_as(&optfile, text.as_bytes(), 0o600, owner)
             .map_err(|e| Fail::new(Exit::CantCreate, e))?;
     }
     if let Some(cookie) = &home_cookie {
@@ -284,8 +284,7 @@ fn write_home_cookie(cookie: &str, target: Option<&user::Target>) -> Result<(), 
         ));
     };
     let owner = target.map(|t| (t.uid.as_raw(), t.gid.as_raw()));
-    template::write_atomic_as(&path, cookie.as_bytes(), 0o400, owner, Durability::Synced)
-        .map_err(|e| Fail::new(Exit::CantCreate, e))?;
+    template::write_atomic_as(&path, cookie.as_bytes(), 0o400, owner).map_err(|e| Fail::new(Exit::CantCreate, e))?;
     log::debug!("wrote the cookie to {}", path.display());
     Ok(())
 }
@@ -539,8 +538,7 @@ fn write_templates(config: &Config, rendered: &[Vec<u8>], owner: Option<(u32, u3
     }
     for (spec, text) in config.templates.iter().zip(rendered) {
         // write_atomic's error names the path and the step that failed.
-        template::write_atomic_as(&spec.dest, text, 0o600, owner, Durability::Synced)
-            .map_err(|e| Fail::new(Exit::CantCreate, e))?;
+        template::write_atomic_as(&spec.dest, text, 0o600, owner).map_err(|e| Fail::new(Exit::CantCreate, e))?;
         log::debug!("rendered {} to {}", spec.src.display(), spec.dest.display());
     }
     Ok(())

@@ -233,20 +233,14 @@ pub fn this_node(options: &Options, deadline: Instant) -> Result<ThisNode, Fail>
     Ok(ThisNode { config, identity, node, state: None })
 }
 
-/// Writes the state of this process (the boot) atomically, readable by its owner only like the
-/// rest of the runtime dir.
+/// Writes the state of this process (the boot), readable by its owner only like the rest of the
+/// runtime dir, in place (`template::write_in_place`: [`load_live`] checks what it reads).
 /// With `--user`, `owner` is that user's (uid, gid): the file is theirs, like the runtime dir.
 pub fn save(runtime_dir: &Path, mut state: State, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
     state.pid = std::process::id() as i32;
     state.start_time = start_time(state.pid).unwrap_or_default();
     let path = runtime_dir.join(FILE_NAME);
-    Ok(crate::template::write_atomic_as(
-        &path,
-        state.to_json().as_bytes(),
-        0o600,
-        owner,
-        crate::template::Durability::Volatile,
-    )?)
+    Ok(crate::template::write_in_place(&path, state.to_json().as_bytes(), 0o600, owner)?)
 }
 
 #[cfg(test)]

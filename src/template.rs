@@ -166,19 +166,6 @@ fn show(bytes: &[u8]) -> String {
     s
 }
 
-/// Whether a written file must outlive a crash of the machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync the file before the rename and the directory after it (docs/spec.md section 4).
-    Synced,
-    /// No fsync, and the old file is removed before the rename: for a file that means nothing
-    /// after a reboot. ext4 (and overlayfs on it) flushes a file's data when a rename replaces
-    /// another file; the state file is trusted only while the boot's process lives, and its two
-    /// fsyncs and that flush were 0.7 ms of a 1 ms boot (BENCHMARKS.md). A reader may find no
-    /// file for that moment, never a half-written one.
-    Volatile,
-}
-
 /// Writes `contents` to `dest` atomically: temp file in dest's directory created with mode 0600
 /// (`O_EXCL`, never following a symlink), write, fsync, rename over dest, fsync the directory. On
 /// any error the temp file is removed and dest is untouched. The error message names the path.
@@ -187,20 +174,13 @@ pub enum Durability {
 /// already holds the new contents. A filesystem that cannot sync directories at all (EINVAL,
 /// ENOTSUP) is not an error.
 pub fn write_atomic(dest: &Path, contents: &[u8]) -> io::Result<()> {
-    write_atomic_as(dest, contents, 0o600, None, Durability::Synced)
+    write_atomic_as(dest, contents, 0o600, None)
 }
 
 /// [`write_atomic`] with the file's `mode` and, with `--user`, its owner (uid, gid): both are set
 /// on the temporary file, before the rename, so the file never shows under its name with another
-/// owner or mode. [`Durability::Volatile`] leaves out both fsyncs, and nothing else.
-pub fn write_atomic_as(
-    dest: &Path,
-    contents: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-    durability: Durability,
-) -> io::Result<()> {
-    let synced = durability == Durability::Synced;
+/// owner or mode.
+pub fn write_atomic_as(dest: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
     let fail = |what: &str, e: io::Error| {
         let why = crate::exec::describe_io_error(&e);
         io::Error::new(e.kind(), format!("cannot write {}: {what}: {why}", dest.display()))
@@ -222,31 +202,49 @@ pub fn write_atomic_as(
     };
     let written = owned
         .and_then(|()| file.write_all(contents).map_err(|e| fail("cannot write the temporary file", e)))
-        .and_then(
-            |()| if synced { file.sync_all().map_err(|e| fail("cannot write the temporary file", e)) } else { Ok(()) },
-        )
+        .and_then(|()| file.sync_all().map_err(|e| fail("cannot write the temporary file", e)))
         .and_then(|()| {
             drop(file);
-            if !synced {
-                match fs::remove_file(dest) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(fail("cannot remove the old file", e));
-                    }
-                    _ => {}
-                }
-            }
             fs::rename(&tmp, dest).map_err(|e| fail("cannot rename the temporary file over it", e))
         });
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    match if synced { dir_handle.sync_all() } else { Ok(()) } {
+    match dir_handle.sync_all() {
         Err(e) if !matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => {
             Err(fail("cannot sync its directory", e))
         }
         _ => Ok(()),
     }
+}
+
+/// Overwrites `dest` in place, created with `mode` if it is missing and never through a symlink:
+/// no temporary file, no rename, no fsync. For the state file only, which is trusted only while
+/// the boot's process lives and means nothing after a reboot: the atomic write's two fsyncs, new
+/// inode and rename were 0.3 to 0.7 ms of a 1.2 ms boot on ext4 (BENCHMARKS.md), this is 0.05.
+/// A reader may find the file half-written for that instant, and must check what it reads
+/// (state.rs parses the JSON whole and checks the pid and start time in it).
+pub fn write_in_place(dest: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: io::Error| {
+        let why = crate::exec::describe_io_error(&e);
+        io::Error::new(e.kind(), format!("cannot write {}: {why}", dest.display()))
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(dest)
+        .map_err(fail)?;
+    // A file left by another run may have another mode or owner: this run's, before the contents.
+    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(fail)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(fail)?;
+    }
+    file.write_all(contents).map_err(fail)?;
+    file.set_len(contents.len() as u64).map_err(fail)
 }
 
 /// Creates `.NAME.PID.N.tmp` in `dir`. `create_new` is `O_CREAT | O_EXCL`, which never follows a
@@ -534,6 +532,27 @@ mod tests {
         assert_eq!(fs::read(&dest).expect("read"), b"new");
         assert_eq!(fs::metadata(&dest).expect("stat").permissions().mode() & 0o777, 0o600);
         assert_eq!(dir_entries(dir.path()), ["vm.args"]);
+    }
+
+    /// The state file's write: a shorter text leaves no tail of the longer one, the mode is set
+    /// again, and a planted symlink is refused, its target untouched.
+    #[test]
+    fn write_in_place_truncates_sets_the_mode_and_follows_no_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("state.json");
+        write_in_place(&dest, b"a much longer first text", 0o600, None).unwrap();
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).unwrap();
+        write_in_place(&dest, b"short", 0o600, None).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"short");
+        assert_eq!(fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
+        let target = dir.path().join("target");
+        fs::write(&target, "untouched").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = write_in_place(&link, b"evil", 0o600, None).unwrap_err();
+        assert!(err.to_string().contains("link.json"), "{err}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "untouched");
     }
 
     #[test]
