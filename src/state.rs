@@ -158,7 +158,20 @@ fn platform_named(name: &str) -> Option<Platform> {
 /// of its own `/proc/PID/stat` with a stat of its making, whose start time is not the kernel's
 /// that every other process reads (the aarch64 suite under emulation found it).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // Read into room for the whole line (about 300 bytes; the name is at most 64): every boot
+    // reads it, and read_to_string probes a size-0 /proc file in six growing reads.
+    let mut file = std::fs::File::open(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+    let (mut buf, mut len) = ([0; 1024], 0);
+    loop {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) if len + n < buf.len() => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return None,
+        }
+    }
+    let stat = String::from_utf8_lossy(&buf[..len]);
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()

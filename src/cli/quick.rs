@@ -200,12 +200,42 @@ macro_rules! word_from_value_enum {
     ($($ty:ty),*) => {$(
         impl Word for $ty {
             fn word(word: &str) -> Option<$ty> {
-                <$ty>::from_str(word, false).ok()
+                <$ty>::value_variants().iter().find(|variant| is_named(*variant, word)).copied()
             }
         }
     )*};
 }
 word_from_value_enum!(Source, NameBy, PeerMode, Dist);
+
+/// Whether `word` is clap's name of `variant`: its Rust name in kebab-case (`NameBy::Hostname` is
+/// `hostname`), compared as `Debug` writes it, with no allocation. clap's own `from_str` builds
+/// every variant's help text to compare names, and musl's allocator turned each of those short
+/// lives into an mmap and a munmap: 8 pairs a boot (strace), part of 0.1 ms (BENCHMARKS.md).
+fn is_named(variant: &impl std::fmt::Debug, word: &str) -> bool {
+    struct Kebab<'a> {
+        rest: &'a [u8],
+        first: bool,
+        same: bool,
+    }
+    impl std::fmt::Write for Kebab<'_> {
+        fn write_str(&mut self, name: &str) -> std::fmt::Result {
+            for c in name.bytes() {
+                let mut expect = |b: u8| match self.rest.split_first() {
+                    Some((&next, rest)) if next == b => self.rest = rest,
+                    _ => self.same = false,
+                };
+                if c.is_ascii_uppercase() && !self.first {
+                    expect(b'-');
+                }
+                expect(c.to_ascii_lowercase());
+                self.first = false;
+            }
+            Ok(())
+        }
+    }
+    let mut kebab = Kebab { rest: word.as_bytes(), first: true, same: true };
+    std::fmt::write(&mut kebab, format_args!("{variant:?}")).is_ok() && kebab.same && kebab.rest.is_empty()
+}
 
 #[cfg(test)]
 mod tests {
@@ -228,6 +258,24 @@ mod tests {
             let clap = Cli::parse_args_with_clap(argv(words)).map(|cli| format!("{cli:?}")).map_err(|e| e.to_string());
             (quick, clap)
         })
+    }
+
+    /// The quick parser names each value as clap does (`is_named`), and no other.
+    #[test]
+    fn enum_values_are_named_as_clap_names_them() {
+        fn check<T: ValueEnum + Word + PartialEq + std::fmt::Debug>() {
+            for variant in T::value_variants() {
+                let name = variant.to_possible_value().expect("a value").get_name().to_string();
+                assert_eq!(T::word(&name).as_ref(), Some(variant), "{name}");
+                assert_eq!(T::word(&name.to_uppercase()), None, "{name}: case matters, as for clap");
+                assert_eq!(T::word(&format!("{name}x")), None, "{name}x");
+                assert_eq!(T::word(&name[..name.len() - 1]), None, "{name}, shortened");
+            }
+        }
+        check::<Source>();
+        check::<NameBy>();
+        check::<PeerMode>();
+        check::<Dist>();
     }
 
     #[test]
