@@ -234,7 +234,9 @@ pub fn run(config: Config, started: Instant) -> Result<Exit, Fail> {
         remember(&config, program, identity.clone(), &exports, name_host, owner);
     }
     let as_user = target.as_ref().map(|t| format!(" as {}", t.describe())).unwrap_or_default();
-    log::info!("{summary}; exec {}{as_user}", exec::shell_command(program, args));
+    // `exec` replaces rancher-boot; with --init it stays PID 1 and the program is its child.
+    let verb = if config.init { "run as PID 1's child" } else { "exec" };
+    log::info!("{summary}; {verb} {}{as_user}", exec::shell_command(program, args));
     // With --init too the drop comes first, in PID 1 itself: nothing stays root. A child that
     // cannot change user (no setuid program) takes signals from a PID 1 of its own uid, and
     // reaping needs no privilege.

@@ -569,7 +569,8 @@ impl Cli {
             (Dist::Tls, None) => {
                 return Err(fail!(
                     Exit::Usage,
-                    "cannot use --dist tls without --tls-dir DIR (tls.crt, tls.key, ca.crt)"
+                    "cannot use --dist tls without its certificates: give --tls-dir DIR (RANCHER_BOOT_TLS_DIR) holding \
+                     tls.crt, tls.key and ca.crt"
                 ));
             }
             (Dist::Tcp, Some(_)) => {

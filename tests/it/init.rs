@@ -210,6 +210,15 @@ fn fault_20_every_exit_code_comes_back() {
 }
 
 #[test]
+fn the_log_line_says_the_program_runs_as_pid_1s_child_not_exec() {
+    let output = run(&mut init(&["sh", "-c", "exit 0"]));
+    assert_code(&output, 0);
+    let err = stderr(&output);
+    assert!(err.contains("0 peers; run as PID 1's child sh -c 'exit 0'"), "{err}");
+    assert!(!err.contains("; exec "), "{err}");
+}
+
+#[test]
 fn fault_20_a_missing_program_is_127_and_a_non_executable_one_126() {
     let output = run(&mut init(&["/nonexistent/program"]));
     assert_code(&output, 127);
