@@ -25,7 +25,8 @@ mod values;
 pub use tools::{DoctorArgs, ProbeArgs, ProbeLevel, Tool, ToolOptions};
 pub use values::{IpSpec, MAX_NODE_BASENAME, check_log_filter, check_name, check_node_basename, parse_duration};
 use values::{
-    LEVELS, address_in, basename_of, check_metadata_url, parse_boolish, parse_dns_server, parse_template_spec,
+    LEVELS, address_in, basename_of, check_metadata_url, parse_boolish, parse_count, parse_dns_server, parse_port,
+    parse_template_spec,
 };
 
 /// The metadata URL that Rancher 1.x containers reach through Rancher's DNS.
@@ -158,7 +159,8 @@ options! {
     Value dns_server: Option<SocketAddr> = "dns-server", env "RANCHER_BOOT_DNS_SERVER",
         arg(value_name = "ADDR", value_parser = parse_dns_server);
     /// Wait until at least N other peers are known
-    Value wait_peers: usize = "wait-peers", env "RANCHER_BOOT_WAIT_PEERS", default "0", arg(value_name = "N");
+    Value wait_peers: usize = "wait-peers", env "RANCHER_BOOT_WAIT_PEERS", default "0",
+        arg(value_name = "N", value_parser = parse_count);
     /// Read the Erlang cookie from this file and export RELEASE_COOKIE
     Value cookie_file: Option<PathBuf> = "cookie-file", env "RANCHER_BOOT_COOKIE_FILE", arg(value_name = "PATH");
     /// Also write the cookie (--cookie-file, else RELEASE_COOKIE) to $HOME/.erlang.cookie of the --user (0400), where RabbitMQ, ejabberd and erl read it
@@ -170,7 +172,8 @@ options! {
     /// tls.crt, tls.key and ca.crt for --dist tls (a Kubernetes TLS secret's layout)
     Value tls_dir: Option<PathBuf> = "tls-dir", env "RANCHER_BOOT_TLS_DIR", arg(value_name = "DIR");
     /// No EPMD: the node listens on port N and reaches its peers on N
-    Value dist_port: Option<u16> = "dist-port", env "RANCHER_BOOT_DIST_PORT", arg(value_name = "N");
+    Value dist_port: Option<u16> = "dist-port", env "RANCHER_BOOT_DIST_PORT",
+        arg(value_name = "N", value_parser = parse_port);
     /// Stay as PID 1: spawn PROGRAM, forward signals, reap zombies
     Flag init: bool = "init", env "RANCHER_BOOT_INIT", arg(value_parser = parse_boolish);
     /// With --init: keep the cluster meshed from outside the app (look the peers up every interval, have the VM connect the missing ones)

@@ -23,7 +23,8 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use super::{
-    Cli, Dist, IpSpec, NameBy, Options, PeerMode, SPECS, Source, parse_boolish, parse_dns_server, parse_duration,
+    Cli, Dist, IpSpec, NameBy, Options, PeerMode, SPECS, Source, parse_boolish, parse_count, parse_dns_server,
+    parse_duration, parse_port,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +194,19 @@ macro_rules! word_from_str {
         }
     )*};
 }
-word_from_str!(IpSpec, u16, usize);
+word_from_str!(IpSpec);
+
+impl Word for usize {
+    fn word(word: &str) -> Option<usize> {
+        parse_count(word).ok()
+    }
+}
+
+impl Word for u16 {
+    fn word(word: &str) -> Option<u16> {
+        parse_port(word).ok()
+    }
+}
 
 /// The `value_enum` types, by their names as clap spells them (case matters).
 macro_rules! word_from_value_enum {

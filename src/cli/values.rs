@@ -215,6 +215,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(number * scale).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// A number of peers, as `usize`'s `FromStr` reads it, with a message that says what is wanted
+/// (the standard one says "invalid digit found in string").
+pub(super) fn parse_count(text: &str) -> Result<usize, String> {
+    text.parse().map_err(|_| format!("{text:?} is not a number (0, 1, 2, ...)"))
+}
+
+/// A port, as `u16`'s `FromStr` reads it (0 is refused later, with the option's meaning).
+pub(super) fn parse_port(text: &str) -> Result<u16, String> {
+    text.parse().map_err(|_| format!("{text:?} is not a port (1 to 65535)"))
+}
+
 /// `IP` (port 53) or `IP:PORT`; IPv6 as `[::1]:53` or bare `::1`.
 pub(super) fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {

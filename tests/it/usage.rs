@@ -30,6 +30,23 @@ fn a_bad_peer_query_is_a_64_before_any_waiting() {
 }
 
 #[test]
+fn a_count_or_a_port_that_is_no_number_says_what_is_wanted() {
+    Test::new()
+        .args(LOCAL)
+        .args(["--wait-peers", "x", "--", "true"])
+        .run()
+        .code(64)
+        .stderr_has("'--wait-peers <N>': \"x\" is not a number (0, 1, 2, ...)");
+    Test::new()
+        .args(LOCAL)
+        .env("RANCHER_BOOT_DIST_PORT", "70000")
+        .args(["--", "true"])
+        .run()
+        .code(64)
+        .stderr_has("RANCHER_BOOT_DIST_PORT (the variable of --dist-port): \"70000\" is not a port (1 to 65535)");
+}
+
+#[test]
 fn wait_peers_with_peers_none_is_a_64_naming_both() {
     Test::new()
         .args(LOCAL)
