@@ -1,6 +1,5 @@
 //! The Rancher source against a scripted metadata server: docs/faults.md items 1-10.
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::sync::Arc;
 use std::thread;
@@ -64,12 +63,13 @@ fn latest_and_a_trailing_slash_work_too() {
 
 #[test]
 fn fault_01_connection_refused_then_answers() {
-    let addr = closed_port();
+    let port = RefusingPort::new();
+    let addr = port.addr;
     let ready = Arc::new(std::sync::Mutex::new(None));
     let ready_at = ready.clone();
     let server = thread::spawn(move || {
         thread::sleep(Duration::from_secs(3)); // the fault: nothing listens for 3 s
-        let listener = TcpListener::bind(addr).expect("rebind the port");
+        let listener = port.listen();
         *ready_at.lock().expect("lock") = Some(Instant::now());
         MetadataServer::serve(listener, Arc::new(|_, _| Reply::ok(container_json(IP, "web"))))
     });

@@ -324,6 +324,46 @@ fn handle(
     };
 }
 
+/// A loopback port that refuses connections until [`RefusingPort::listen`], held all along:
+/// bound, not listening. (A port released and bound again later may be taken in between by
+/// another test: that made fault_01 flaky under the parallel suite.)
+pub struct RefusingPort {
+    fd: std::os::fd::OwnedFd,
+    pub addr: SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        use nix::libc;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: plain socket calls on a descriptor this function owns from its creation.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(fd);
+            let mut sin: libc::sockaddr_in = std::mem::zeroed();
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            assert_eq!(libc::bind(raw, (&raw const sin).cast(), len), 0, "bind: {}", std::io::Error::last_os_error());
+            let mut len = len;
+            assert_eq!(libc::getsockname(raw, (&raw mut sin).cast(), &mut len), 0, "getsockname");
+            let port = u16::from_be(sin.sin_port);
+            RefusingPort { fd, addr: SocketAddr::from(([127, 0, 0, 1], port)) }
+        }
+    }
+
+    /// Starts listening on the same port: from now on it accepts.
+    pub fn listen(self) -> TcpListener {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen on the descriptor this value owns.
+        let listening = unsafe { nix::libc::listen(self.fd.as_raw_fd(), 128) };
+        assert_eq!(listening, 0, "listen: {}", std::io::Error::last_os_error());
+        TcpListener::from(self.fd)
+    }
+}
+
 /// A loopback port with nothing listening (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
