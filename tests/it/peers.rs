@@ -389,16 +389,30 @@ fn a_resolv_conf_written_late_is_read_by_the_next_attempt() {
     let dir = tempdir();
     let resolv = write_file(dir.path(), "resolv.conf", "nameserver 192.0.2.1\nsearch nothing.test\n");
     let args = ["--source", "local", "--ip", "10.3.0.9", "--service", "svc", "--node-basename", "hello"];
-    let child = boot_with_resolv_conf(&resolv, &args)
+    let mut child = boot_with_resolv_conf(&resolv, &args)
         .args(["--dns-server", &dns.server(), "--wait-peers", "1", "--timeout", "30s", "peers"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    wait_for("a query through the first search list", Duration::from_secs(20), || {
-        dns.log().contains("query[A] svc.nothing.test ")
-    });
+    // Polled by hand rather than with wait_for: if the boot ends, or never asks, say what it printed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dns.log().contains("query[A] svc.nothing.test ") {
+        let ended = child.try_wait().expect("try_wait").is_some();
+        if ended || Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!(
+                "no query through the first search list ({}): {:?}\n--- stderr\n{}\n--- dnsmasq\n{}",
+                if ended { "the boot ended" } else { "20 s" },
+                output.status,
+                String::from_utf8_lossy(&output.stderr),
+                dns.log()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
     // Written in place (not renamed), as the bind mount shows the file's inode.
     fs::write(&resolv, "nameserver 192.0.2.1\nsearch demo.test\n").expect("rewrite resolv.conf");
     let output = child.wait_with_output().expect("wait");
