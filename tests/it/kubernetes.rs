@@ -62,7 +62,8 @@ impl<'a> Pod<'a> {
                 command.env_remove(&*name);
             }
         }
-        command.env("RANCHER_BOOT_LOG", "info").envs(self.vars.iter().copied());
+        crate::support::clean_env(&mut command); // and a runtime dir of its own
+        command.envs(self.vars.iter().copied());
         command.args(["--mount", "--uts", "--propagation", "private", "sh", "-c"]);
         // /run is a fresh tmpfs, so that the service-account file exists in this namespace only.
         command.arg(

@@ -334,6 +334,7 @@ fn fault_10_a_dns_server_that_never_answers_costs_an_attempt_not_the_deadline() 
     let dir = tempdir();
     let resolv = write_file(&dir.path().join("resolv.conf"), "nameserver 127.0.0.77\noptions timeout:5 attempts:1\n");
     let mut command = std::process::Command::new("unshare");
+    clean_env(&mut command);
     command.args([
         "--mount",
         "--propagation",

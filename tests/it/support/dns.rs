@@ -136,13 +136,9 @@ fn serve_tcp(mut stream: TcpStream, script: &Script) {
 /// (needs root and `unshare`, as the peers tests do).
 pub fn with_resolv_conf(resolv_conf: &Path) -> Command {
     let mut command = Command::new("unshare");
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("RANCHER") || name.starts_with("RELEASE_") || name == "ERL_AFLAGS" {
-            command.env_remove(&*name);
-        }
-    }
-    command.env("RANCHER_BOOT_LOG", "info");
+    // The same clean slate as rancher_boot(), a runtime dir of its own among it: a boot's state
+    // file in the shared default one would speak for this command's peers or print-env.
+    super::clean_env(&mut command);
     command.args(["--mount", "--propagation", "private", "sh", "-c"]);
     command.arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#);
     command.arg(resolv_conf).arg(BIN);
