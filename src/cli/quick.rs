@@ -172,41 +172,24 @@ impl Word for PathBuf {
     }
 }
 
-impl Word for Duration {
-    fn word(word: &str) -> Option<Duration> {
-        parse_duration(word).ok()
-    }
-}
-
-impl Word for SocketAddr {
-    fn word(word: &str) -> Option<SocketAddr> {
-        parse_dns_server(word).ok()
-    }
-}
-
-/// The types clap reads with `FromStr`.
-macro_rules! word_from_str {
-    ($($ty:ty),*) => {$(
+/// The types read by the value parser clap is given for them (`value_parser = ...` in `options!`),
+/// or by `FromStr` where it is given none.
+macro_rules! word_by {
+    ($($ty:ty => $parse:expr),* $(,)?) => {$(
         impl Word for $ty {
             fn word(word: &str) -> Option<$ty> {
-                word.parse().ok()
+                $parse(word).ok()
             }
         }
     )*};
 }
-word_from_str!(IpSpec);
-
-impl Word for usize {
-    fn word(word: &str) -> Option<usize> {
-        parse_count(word).ok()
-    }
-}
-
-impl Word for u16 {
-    fn word(word: &str) -> Option<u16> {
-        parse_port(word).ok()
-    }
-}
+word_by!(
+    Duration => parse_duration,
+    SocketAddr => parse_dns_server,
+    usize => parse_count,
+    u16 => parse_port,
+    IpSpec => str::parse::<IpSpec>,
+);
 
 /// The `value_enum` types, by their names as clap spells them (case matters).
 macro_rules! word_from_value_enum {
